@@ -1,0 +1,43 @@
+"""The `bench` command: parse, call one function, print. User errors are one line and exit 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench.errors import UserError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: one line, exit 2, like ours
+        self.exit(EXIT_USAGE, f"bench: error: {message} (see `bench {self.prog.split()[-1]} --help`)\n"
+                  if " " in self.prog else f"bench: error: {message} (see `bench --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    from bench.commands import COMMAND_MODULES
+    import importlib
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"bench.commands.{module}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("bench: interrupted; results measured so far are saved", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

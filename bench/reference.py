@@ -1,0 +1,74 @@
+"""The paper's reference tables (results/reference/*.csv), read as plain records."""
+from __future__ import annotations
+
+import csv
+import functools
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = REPO_ROOT / "results" / "reference"
+
+# Paper platform columns of Table 1, and the devices of ours that each one is compared with.
+PAPER_PLATFORMS = {
+    "cpu_x86_ms": "x86 CPU (Xeon Gold 5118)",
+    "iphone12_ane_ms": "iPhone 12 (Neural Engine)",
+    "trt_2080ti_ms": "RTX-2080Ti (TensorRT)",
+    "pixel6_tpu_ms": "Pixel-6 (TPU, int8)",
+}
+DEVICE_TO_PLATFORM = {
+    "cpu": "cpu_x86_ms",
+    "torch": "cpu_x86_ms",
+    "trt": "trt_2080ti_ms",
+    "cuda": "trt_2080ti_ms",
+    "coreml": "iphone12_ane_ms",
+    "iphone": "iphone12_ane_ms",
+    "tflite": "pixel6_tpu_ms",
+    "android": "pixel6_tpu_ms",
+}
+
+
+def read_csv(name: str) -> list[dict[str, str]]:
+    """Rows of a reference CSV; lines starting with '#' are its comment header."""
+    with open(REFERENCE_DIR / name, newline="") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def _float(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+@functools.cache
+def paper_table1() -> dict[str, dict[str, float | None]]:
+    """Paper name -> {top1, cpu_x86_ms, iphone12_ane_ms, trt_2080ti_ms, pixel6_tpu_ms} (None = not reported)."""
+    table = {row["model"]: {k: _float(v) for k, v in row.items() if k != "model"}
+             for row in read_csv("paper_table1_latency.csv")}
+    for row in read_csv("paper_table3_recipes_mobile.csv"):
+        table.setdefault(row["model"], {"top1": _float(row["top1"]),
+                                        "iphone12_ane_ms": _float(row["iphone12_ane_ms"])})
+    return table
+
+
+@functools.cache
+def baseline_counts() -> dict[str, tuple[float, float]]:
+    """Paper name -> (params M, MACs M) counted on the PyTorch reference implementations."""
+    return {row["model"]: (float(row["pytorch_params_m"]), float(row["pytorch_macs_m"]))
+            for row in read_csv("baselines.csv")}
+
+
+@functools.cache
+def mobileone_counts() -> dict[str, tuple[float, float, float]]:
+    """'S0'.. -> (deploy params M, MACs M, top-1)."""
+    return {row["variant"]: (float(row["params_m"]), float(row["macs_m"]), float(row["top1"]))
+            for row in read_csv("mobileone_variants.csv")}
+
+
+@functools.cache
+def micro_top1() -> dict[str, dict[int, float]]:
+    """'mu0'.. -> {k: top-1} from supplementary Table 6."""
+    return {row["variant"]: {k: float(row[f"k{k}"]) for k in (1, 2, 3)}
+            for row in read_csv("paper_table6_overparam_k.csv")}
+
+
+@functools.cache
+def paper_spearman() -> list[dict[str, str]]:
+    return read_csv("paper_spearman.csv")

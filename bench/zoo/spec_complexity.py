@@ -1,0 +1,45 @@
+"""Complexity of a registered model's deploy form, cached on disk by the model's config and the zoo's code."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from bench.fileio import atomic_write_json, default_cache_dir, read_json
+from bench.zoo.complexity import Complexity, complexity
+from bench.zoo.registry import create_model, resolve
+
+
+@functools.cache
+def _zoo_code_hash() -> str:
+    """Any change to the zoo's code invalidates the cached counts."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def spec_complexity(name: str, *, activation: str = "relu", cache_dir: Path | None = None,
+                    **overrides) -> Complexity:
+    spec = resolve(name)
+    key_src = json.dumps([spec.name, activation, sorted(overrides.items()), spec.input_size, _zoo_code_hash()],
+                         default=str)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
+    path = (cache_dir or default_cache_dir()) / "complexity.json"
+    cache = read_json(path, default={}) or {}
+    if key in cache:
+        return Complexity(**cache[key])
+    # On the meta device nothing is computed, so even RepVGG-B2 is counted in milliseconds.
+    with torch.device("meta"):
+        model = create_model(spec.name, deploy=True, activation=activation, **overrides)
+    result = complexity(model, spec.input_size)
+    cache = read_json(path, default={}) or {}
+    cache[key] = {"params": result.params, "macs": result.macs}
+    try:
+        atomic_write_json(path, cache)
+    except OSError:
+        pass  # an unwritable cache only costs a recount next time
+    return result
