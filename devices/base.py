@@ -1,0 +1,170 @@
+"""The Runner protocol every target implements, and the device registry with its availability checks."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from bench.errors import MissingBackendError, UserError
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """Options every runner gets. `extra` carries target-specific ones (compute units, CUDA graphs, adb serial)."""
+
+    threads: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """Load an artifact (or a model), infer once synchronously, close. Used as a context manager.
+
+    `infer()` returns None, or the device-side time of that inference in milliseconds when the runner
+    measures one itself (CUDA events on a GPU); the engine always times the host side around the call."""
+
+    def load(self, target: Any) -> None: ...
+
+    def infer(self) -> float | None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Runner": ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+class RunnerBase:
+    """Context manager plumbing and the optional hooks the pipeline calls when a runner has them."""
+
+    def __init__(self, options: RunnerOptions):
+        self.options = options
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def reload(self) -> None:
+        """Presets that reload the model each round (modelbench) call this; by default a no-op."""
+
+    def output(self):
+        """The last inference's output as a numpy array (for parity checks)."""
+        raise NotImplementedError  # optional hook: the pipeline checks `supports_output` first
+
+    supports_output = False
+    # True for runners whose steady state an outside tool measures: the pipeline then calls
+    # `measure_external(protocol) -> ExternalMeasurement` instead of running our loop over `infer()`.
+    external = False
+
+    def info(self) -> dict:
+        """What the runner knows about how it ran (providers, delegate, compute plan): stored with the result."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Availability:
+    status: str  # available | export-only | unavailable
+    reason: str = ""
+
+    @property
+    def can_run(self) -> bool:
+        return self.status == "available"
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    description: str
+    exporter: str | None  # exporter name; None when the runner takes the PyTorch model itself
+    runner: str  # "module:Class"
+    modules: tuple[str, ...]  # Python packages the runner needs
+    extra: str | None  # the extra that installs them
+    kind: str  # cpu | gpu | mobile: selects protocol variants (paper: min of 1000 vs median of 100)
+    check: str | None = None  # "module:function" -> Availability, for hardware and OS checks
+    export_modules: tuple[str, ...] = ()  # packages the exporter needs (export-only when these alone exist)
+
+
+DEVICES: dict[str, Device] = {
+    "cpu": Device("cpu", "ONNX Runtime, CPU execution provider, fp32", "onnx", "devices.ort_cpu:OrtCpuRunner",
+                  ("onnxruntime",), None, "cpu"),
+    "torch": Device("torch", "PyTorch eager on the CPU, fp32", None, "devices.torch_cpu:TorchCpuRunner",
+                    ("torch",), None, "cpu"),
+    "trt": Device("trt", "TensorRT engine, fp16, on an NVIDIA GPU", "tensorrt", "devices.trt:TrtRunner",
+                  ("tensorrt", "cuda"), "trt", "gpu", check="devices.gpu:check_trt"),
+    "cuda": Device("cuda", "PyTorch fp16 on CUDA, channels-last", None, "devices.cuda:CudaRunner",
+                   ("torch",), "cuda", "gpu", check="devices.gpu:check_cuda"),
+    "coreml": Device("coreml", "Core ML fp16 (ML Program) on macOS", "coreml", "devices.coreml:CoreMLRunner",
+                     ("coremltools",), "coreml", "mobile", check="devices.coreml:check",
+                     export_modules=("coremltools",)),
+    "tflite": Device("tflite", "full-integer int8 TFLite, LiteRT interpreter + XNNPACK",
+                     "tflite", "devices.tflite:TFLiteRunner", ("ai_edge_litert",), "tflite", "mobile",
+                     export_modules=("litert_torch",)),
+    "android": Device("android", "int8 TFLite on an Android phone via adb + benchmark_model", "tflite",
+                      "devices.android:AndroidRunner", (), "tflite", "mobile", check="devices.android:check",
+                      export_modules=("litert_torch",)),
+}
+
+
+def get_device(name: str) -> Device:
+    if name not in DEVICES:
+        raise UserError(f"unknown device {name!r}; known devices: {', '.join(DEVICES)}")
+    return DEVICES[name]
+
+
+def _call(path: str):
+    module, func = path.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def availability(name: str) -> Availability:
+    """Whether this host can run (or only export for) a device, and why not, without importing heavy modules."""
+    device = get_device(name)
+    missing = [m for m in device.modules if importlib.util.find_spec(m) is None]
+    exportable = bool(device.export_modules) and all(
+        importlib.util.find_spec(m) is not None for m in device.export_modules)
+    if missing:
+        why = f"missing Python package {', '.join(missing)} (pip install 'mobileone-bench[{device.extra}]')"
+        return Availability("export-only" if exportable else "unavailable", why)
+    if device.check:
+        result: Availability = _call(device.check)()
+        if not result.can_run and exportable:
+            return Availability("export-only", result.reason)
+        return result
+    return Availability("available")
+
+
+def require_runnable(name: str) -> Device:
+    device = get_device(name)
+    avail = availability(name)
+    if not avail.can_run:
+        raise MissingBackendError(f"device {name} cannot run here: {avail.reason}")
+    return device
+
+
+def make_runner(name: str, options: RunnerOptions) -> RunnerBase:
+    device = require_runnable(name)
+    cls: Callable[[RunnerOptions], RunnerBase] = _call(device.runner)
+    return cls(options)
+
+
+@dataclass
+class ExternalMeasurement:
+    """A steady state measured by an outside tool (benchmark_model on a phone, trtexec) rather than by our
+    loop. `samples_ms` holds raw samples by round where the tool gives them (trtexec's --exportTimes);
+    where it gives only aggregates (benchmark_model), `samples_ms` is empty and `summary` carries them."""
+
+    summary: dict  # bench.stats.Summary.to_dict()-shaped: latency_ms, median_ms, mean_ms, std_ms, min_ms, ...
+    samples_ms: list[list[float]] = field(default_factory=list)
+    device_samples_ms: list[list[float]] = field(default_factory=list)
+    load_ms: float | None = None
+    first_inference_ms: float | None = None
+    warmup_iters: int = 0
+    stop_reason: str = ""
+    info: dict = field(default_factory=dict)  # tool version, command line, device properties, op profile
+    flags: list[str] = field(default_factory=list)
