@@ -86,27 +86,30 @@ class Device:
     modules: tuple[str, ...]  # Python packages the runner needs
     extra: str | None  # the extra that installs them
     kind: str  # cpu | gpu | mobile: selects protocol variants (paper: min of 1000 vs median of 100)
+    label: str  # what produced the samples, recorded as the result's `runner`
+    precision: str  # default precision (an artifact's own precision wins)
     check: str | None = None  # "module:function" -> Availability, for hardware and OS checks
     export_modules: tuple[str, ...] = ()  # packages the exporter needs (export-only when these alone exist)
 
 
 DEVICES: dict[str, Device] = {
     "cpu": Device("cpu", "ONNX Runtime, CPU execution provider, fp32", "onnx", "devices.ort_cpu:OrtCpuRunner",
-                  ("onnxruntime",), None, "cpu"),
+                  ("onnxruntime",), None, "cpu", "onnxruntime", "fp32"),
     "torch": Device("torch", "PyTorch eager on the CPU, fp32", None, "devices.torch_cpu:TorchCpuRunner",
-                    ("torch",), None, "cpu"),
+                    ("torch",), None, "cpu", "torch", "fp32"),
     "trt": Device("trt", "TensorRT engine, fp16, on an NVIDIA GPU", "tensorrt", "devices.trt:TrtRunner",
-                  ("tensorrt", "cuda"), "trt", "gpu", check="devices.gpu:check_trt"),
+                  ("tensorrt", "cuda"), "trt", "gpu", "tensorrt", "fp16", check="devices.gpu:check_trt"),
     "cuda": Device("cuda", "PyTorch fp16 on CUDA, channels-last", None, "devices.cuda:CudaRunner",
-                   ("torch",), "cuda", "gpu", check="devices.gpu:check_cuda"),
+                   ("torch",), "cuda", "gpu", "torch-cuda", "fp16", check="devices.gpu:check_cuda"),
     "coreml": Device("coreml", "Core ML fp16 (ML Program) on macOS", "coreml", "devices.coreml:CoreMLRunner",
-                     ("coremltools",), "coreml", "mobile", check="devices.coreml:check",
+                     ("coremltools",), "coreml", "mobile", "coreml", "fp16", check="devices.coreml:check",
                      export_modules=("coremltools",)),
     "tflite": Device("tflite", "full-integer int8 TFLite, LiteRT interpreter + XNNPACK",
-                     "tflite", "devices.tflite:TFLiteRunner", ("ai_edge_litert",), "tflite", "mobile",
+                     "tflite", "devices.tflite:TFLiteRunner", ("ai_edge_litert",), "tflite", "mobile", "litert", "int8",
                      export_modules=("litert_torch",)),
     "android": Device("android", "int8 TFLite on an Android phone via adb + benchmark_model", "tflite",
-                      "devices.android:AndroidRunner", (), "tflite", "mobile", check="devices.android:check",
+                      "devices.android:AndroidRunner", (), "tflite", "mobile", "benchmark_model", "int8",
+                      check="devices.android:check",
                       export_modules=("litert_torch",)),
 }
 
@@ -132,7 +135,10 @@ def availability(name: str) -> Availability:
         why = f"missing Python package {', '.join(missing)} (pip install 'mobileone-bench[{device.extra}]')"
         return Availability("export-only" if exportable else "unavailable", why)
     if device.check:
-        result: Availability = _call(device.check)()
+        try:
+            result: Availability = _call(device.check)()
+        except Exception as e:  # a broken check must not take `bench devices` down with it
+            result = Availability("unavailable", f"availability check failed: {type(e).__name__}: {e}")
         if not result.can_run and exportable:
             return Availability("export-only", result.reason)
         return result
@@ -147,10 +153,30 @@ def require_runnable(name: str) -> Device:
     return device
 
 
-def make_runner(name: str, options: RunnerOptions) -> RunnerBase:
-    device = require_runnable(name)
-    cls: Callable[[RunnerOptions], RunnerBase] = _call(device.runner)
+def make_runner(path: str, options: RunnerOptions) -> RunnerBase:
+    """Instantiate a runner class given as "module:Class" (a device's own, or an alternative such as trtexec)."""
+    cls: Callable[[RunnerOptions], RunnerBase] = _call(path)
     return cls(options)
+
+
+# Alternative runners of a device, selected by its `via` option: label -> "module:Class".
+ALTERNATIVE_RUNNERS: dict[str, dict[str, str]] = {
+    "trt": {"trtexec": "devices.trtexec:TrtexecRunner"},
+}
+
+
+def runners_for(name: str, via: str | None) -> list[tuple[str, str]]:
+    """(label, "module:Class") of each runner to measure a device with: its own, an alternative, or both."""
+    device = get_device(name)
+    alternatives = ALTERNATIVE_RUNNERS.get(name, {})
+    if via in (None, "runtime"):
+        return [(device.label, device.runner)]
+    if via == "both":
+        return [(device.label, device.runner), *alternatives.items()]
+    if via not in alternatives:
+        raise UserError(f"device {name} has no runner {via!r}; use runtime"
+                        + "".join(f", {k}" for k in alternatives) + (", both" if alternatives else ""))
+    return [(via, alternatives[via])]
 
 
 @dataclass

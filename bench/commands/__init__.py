@@ -2,7 +2,7 @@
 import json
 
 # In the order `bench --help` lists them.
-COMMAND_MODULES = ["models"]
+COMMAND_MODULES = ["models", "run"]
 
 
 def print_json(obj) -> None:

@@ -1,0 +1,168 @@
+"""`bench run`, `bench export`, `bench devices`: the suite, its artifacts, and what this host can do."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bench.commands import print_json
+from bench.errors import UserError
+
+
+def _suite_from_args(args):
+    from bench.config import load_config, with_cli
+
+    cfg = load_config(args.config)
+    overrides = {}
+    for opt in getattr(args, "option", None) or []:
+        dev, _, rest = opt.partition(".")
+        key, eq, value = rest.partition("=")
+        if not eq or not key:
+            raise UserError(f"--option {opt!r} must look like DEVICE.KEY=VALUE (e.g. coreml.compute_units=CPU_AND_NE)")
+        overrides.setdefault(dev, {})[key] = _parse_value(value)
+    return with_cli(
+        cfg, models=args.models, devices=args.device, protocol=getattr(args, "protocol", None),
+        threads=_threads(getattr(args, "threads", None)), out=getattr(args, "out", None),
+        cache=getattr(args, "cache_dir", None), form="train" if getattr(args, "train_form", False) else
+        ("both" if getattr(args, "both_forms", False) else None), activation=getattr(args, "activation", None),
+        weights=getattr(args, "weights", None), device_options=overrides or None)
+
+
+def _parse_value(text: str):
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _threads(value: str | None):
+    if value is None or value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"--threads {value!r} must be a whole number >= 1 or 'auto'") from None
+
+
+def cmd_run(args) -> int:
+    from bench.config import SuiteConfig
+    from bench.pipeline import run_suite
+    from bench.progress import RichReporter, print_summary
+    from bench.store import find_run, load_run
+
+    resume = None
+    if args.resume:
+        from bench.config import load_config
+        out_dir = Path(args.out) if args.out else load_config(args.config).out_dir
+        resume = find_run(args.resume, out_dir)
+        cfg = SuiteConfig.from_dict(load_run(resume).config)
+    else:
+        cfg = _suite_from_args(args)
+    reporter = RichReporter()
+    try:
+        with reporter:
+            path = run_suite(cfg, command=sys.argv, reporter=reporter, resume=resume)
+    except KeyboardInterrupt:
+        where = reporter.run_path or "the run file"
+        print(f"bench: interrupted; every finished cell is saved. Finish it with: bench run --resume {where}",
+              file=sys.stderr)
+        return 130
+    print_summary(load_run(path), path)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from bench.zoo import list_models
+    from devices.base import get_device
+    from exporters.base import ExportRequest, copy_artifact, get_exporter
+
+    cfg = _suite_from_args(args)
+    rows = []
+    failures = 0
+    for device_name in cfg.devices:
+        device = get_device(device_name)
+        if not device.exporter:
+            raise UserError(f"device {device_name} runs the PyTorch model directly; nothing to export")
+        options = cfg.options_for(device_name)
+        from bench.pipeline import EXPORT_SETTINGS
+        settings = tuple(sorted((k, v) for k, v in options.items() if k in EXPORT_SETTINGS))
+        exporter = get_exporter(device.exporter)
+        for model in list_models(cfg.models):
+            request = ExportRequest(model, activation=cfg.activation, weights=cfg.weights,
+                                    deploy=cfg.form != "train", settings=settings)
+            try:
+                artifact, hit = exporter(request, cfg.cache_dir)
+            except UserError:
+                raise
+            except Exception as e:
+                failures += 1
+                rows.append({"model": model, "device": device_name, "error": f"{type(e).__name__}: {e}"})
+                if not args.json:
+                    print(f"{model}\tFAILED\t{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                continue
+            if args.out_artifacts:
+                artifact = copy_artifact(artifact, Path(args.out_artifacts))
+            row = {"model": model, "device": device_name, "target": artifact.target, "path": artifact.path,
+                   "sha256": artifact.sha256, "cache_key": artifact.cache_key, "cache_hit": hit,
+                   "precision": artifact.precision, "metadata": artifact.metadata}
+            rows.append(row)
+            if not args.json:
+                print(f"{model}\t{artifact.path}" + ("\t(cached)" if hit else ""))
+    if args.json:
+        print_json(rows)
+    return 1 if failures else 0
+
+
+def cmd_devices(args) -> int:
+    from bench.console import print_table
+    from devices.base import DEVICES, availability
+
+    rows = []
+    for name, device in DEVICES.items():
+        a = availability(name)
+        rows.append({"device": name, "status": a.status, "reason": a.reason, "description": device.description})
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(["device", "status", "why", "what"],
+                [[r["device"], r["status"], r["reason"], r["description"]] for r in rows],
+                title="devices on this host")
+    return 0
+
+
+def _suite_arguments(p, run: bool) -> None:
+    p.add_argument("--device", action="append", metavar="NAME",
+                   help="device(s) to use, repeatable or comma-separated (default: bench.toml's)")
+    p.add_argument("--models", metavar="PATTERN", help="names, paper names, wildcards, 'all' or 'study'")
+    p.add_argument("--config", metavar="FILE", help="suite file (default: ./bench.toml if present)")
+    p.add_argument("--cache-dir", metavar="DIR", help="artifact cache (default: ~/.cache/mobileone-bench)")
+    p.add_argument("--activation", choices=("relu", "original"),
+                   help="MobileNetV3's H-swish: relu (paper's timing form, default) or original")
+    p.add_argument("--weights", metavar="PATH", help="local state_dict to load (one model at a time)")
+    p.add_argument("--train-form", action="store_true", help="use the unfused train-time form (ablation)")
+    p.add_argument("--option", action="append", metavar="DEVICE.KEY=VALUE",
+                   help="a device option, e.g. coreml.compute_units=CPU_AND_NE (see bench.toml)")
+    if run:
+        p.add_argument("--both-forms", action="store_true", help="measure deploy and train forms")
+        p.add_argument("--protocol", metavar="NAME", help="default, quick, paper, modelbench, mlperf")
+        p.add_argument("--threads", metavar="N", help="intra-op threads (default: the cores this process may use)")
+        p.add_argument("--out", metavar="DIR", help="results folder (default: results/runs)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="export, load and time models on devices; write a results file")
+    _suite_arguments(p, run=True)
+    p.add_argument("--resume", metavar="RUN", help="finish an interrupted run (path, run id or 'latest')")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("export", help="export models for a device and print each artifact's path")
+    _suite_arguments(p, run=False)
+    p.add_argument("--out", dest="out_artifacts", metavar="DIR", help="copy the artifacts into DIR")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {model, path, sha256, cache_key}")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("devices", help="list devices and whether this host can run them, and why not")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devices)

@@ -1,0 +1,233 @@
+"""bench.toml and CLI overrides -> a frozen SuiteConfig. Validation only: no side effects.
+
+Every error names the key, the value and what is allowed, in one line.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError
+from bench.fileio import default_cache_dir
+from bench.measure import PRESETS, Protocol
+
+DEFAULT_CONFIG = "bench.toml"
+FORMS = ("deploy", "train", "both")
+ACTIVATIONS = ("relu", "original")
+
+# Per-device options ([devices.<name>] in bench.toml): name -> (type, allowed values or None, help).
+DEVICE_OPTIONS: dict[str, dict[str, tuple[type, tuple | None, str]]] = {
+    "cpu": {"disable_optimizations": (bool, None, "turn ONNX Runtime's graph optimizations off")},
+    "torch": {},
+    "trt": {"precision": (str, ("fp16", "fp32"), "engine precision"),
+            "opt_level": (int, (0, 1, 2, 3, 4, 5), "builder optimization level"),
+            "cuda_graph": (bool, None, "capture the inference in a CUDA graph"),
+            "copies": (bool, None, "include host<->device copies in each inference"),
+            "via": (str, ("runtime", "trtexec", "both"), "measure with our runtime loop, trtexec, or both"),
+            "trtexec": (str, None, "path of the trtexec binary")},
+    "cuda": {"cuda_graph": (bool, None, "capture the inference in a CUDA graph")},
+    "coreml": {"compute_units": (str, ("ALL", "CPU_AND_NE", "CPU_ONLY", "CPU_AND_GPU"), "Core ML compute units"),
+               "minimum_deployment_target": (str, ("iOS16", "iOS17", "iOS18"), "deployment target"),
+               "io_precision": (str, ("fp16", "fp32"), "tensor input/output precision"),
+               "image_input": (bool, None, "224x224 BGRA image input with normalization folded in")},
+    "tflite": {"calibration": (str, None, "folder of calibration images (else a synthetic set)"),
+               "calibration_count": (int, None, "number of calibration samples"),
+               "allow_float_ops": (bool, None, "accept float compute ops left after conversion")},
+    "android": {"serial": (str, None, "adb serial of the phone"),
+                "benchmark_model": (str, None, "path of the android_aarch64 benchmark_model binary"),
+                "delegate": (str, ("nnapi", "gpu", "cpu"), "TFLite delegate (nnapi = the Pixel's TPU)"),
+                "op_profiling": (bool, None, "record which ops each delegate ran"),
+                "calibration": (str, None, "folder of calibration images (else a synthetic set)"),
+                "allow_float_ops": (bool, None, "accept float compute ops left after conversion")},
+}
+PROTOCOL_KEYS = {f.name: f.type for f in fields(Protocol) if f.name != "name"}
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    models: str = "all"
+    devices: tuple[str, ...] = ("cpu",)
+    protocol: str = "default"
+    protocol_overrides: tuple[tuple[str, Any], ...] = ()
+    threads: int | None = None  # None: the cores this process may use
+    out: str = "results/runs"
+    cache: str | None = None  # None: $BENCH_CACHE_DIR or ~/.cache/mobileone-bench
+    form: str = "deploy"
+    activation: str = "relu"
+    weights: str | None = None
+    device_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.cache).expanduser() if self.cache else default_cache_dir()
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out).expanduser()
+
+    def options_for(self, device: str) -> dict[str, Any]:
+        return dict(dict(self.device_options).get(device, ()))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["protocol_overrides"] = dict(self.protocol_overrides)
+        d["device_options"] = {k: dict(v) for k, v in self.device_options}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SuiteConfig":
+        d = dict(d)
+        d["devices"] = tuple(d.get("devices", ("cpu",)))
+        d["protocol_overrides"] = tuple(sorted(d.get("protocol_overrides", {}).items()))
+        d["device_options"] = tuple(sorted((k, tuple(sorted(v.items())))
+                                           for k, v in d.get("device_options", {}).items()))
+        return validate(cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__}))
+
+
+def _type_name(t) -> str:
+    return getattr(t, "__name__", str(t))
+
+
+def _check_value(key: str, value: Any, typ: type, allowed: tuple | None) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+        raise UserError(f"{key} = {value!r} is not a {_type_name(typ)}"
+                        + (f"; allowed: {', '.join(map(str, allowed))}" if allowed else ""))
+    if allowed is not None and value not in allowed:
+        raise UserError(f"{key} = {value!r} is not allowed; use one of {', '.join(map(str, allowed))}")
+    return value
+
+
+def _protocol_value(key: str, value: Any) -> Any:
+    annotation = PROTOCOL_KEYS[key]
+    if "bool" in str(annotation):
+        return _check_value(f"protocol.{key}", value, bool, None)
+    if "int" in str(annotation) and "float" not in str(annotation):
+        if value is None and "None" in str(annotation):
+            return None
+        return _check_value(f"protocol.{key}", value, int, None)
+    if value is None and "None" in str(annotation):
+        return None
+    value = _check_value(f"protocol.{key}", value, float, None)
+    if value < 0:
+        raise UserError(f"protocol.{key} = {value!r} must be >= 0")
+    return value
+
+
+def validate(cfg: SuiteConfig) -> SuiteConfig:
+    from bench.zoo import list_models
+    from devices.base import DEVICES
+
+    list_models(cfg.models)  # raises on an unknown model, listing the known ones
+    for d in cfg.devices:
+        if d not in DEVICES:
+            raise UserError(f"devices: unknown device {d!r}; known devices: {', '.join(DEVICES)}")
+    if not cfg.devices:
+        raise UserError(f"devices: the list is empty; name at least one of {', '.join(DEVICES)}")
+    if cfg.protocol not in PRESETS:
+        raise UserError(f"protocol = {cfg.protocol!r} is unknown; known protocols: {', '.join(PRESETS)}")
+    for key, value in cfg.protocol_overrides:
+        if key not in PROTOCOL_KEYS:
+            raise UserError(f"protocol.{key} is not a protocol setting; allowed: {', '.join(PROTOCOL_KEYS)}")
+        _protocol_value(key, value)
+    try:
+        replace(PRESETS[cfg.protocol], **dict(cfg.protocol_overrides))
+    except ValueError as e:
+        raise UserError(f"protocol: {e}") from None
+    if cfg.threads is not None and (isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int)
+                                    or cfg.threads < 1):
+        raise UserError(f"threads = {cfg.threads!r} must be a whole number >= 1, or \"auto\"")
+    if cfg.form not in FORMS:
+        raise UserError(f"form = {cfg.form!r} is not allowed; use one of {', '.join(FORMS)}")
+    if cfg.activation not in ACTIVATIONS:
+        raise UserError(f"activation = {cfg.activation!r} is not allowed; use one of {', '.join(ACTIVATIONS)}")
+    for device, options in cfg.device_options:
+        if device not in DEVICE_OPTIONS:
+            raise UserError(f"devices.{device}: unknown device; known devices: {', '.join(DEVICE_OPTIONS)}")
+        for key, value in options:
+            spec = DEVICE_OPTIONS[device].get(key)
+            if spec is None:
+                allowed = ", ".join(DEVICE_OPTIONS[device]) or "none"
+                raise UserError(f"devices.{device}.{key} is not an option of {device}; allowed: {allowed}")
+            _check_value(f"devices.{device}.{key}", value, spec[0], spec[1])
+    return cfg
+
+
+SUITE_KEYS = {"models", "devices", "protocol", "threads", "out", "cache", "form", "activation", "weights"}
+
+
+def parse_toml(text: str, source: str) -> SuiteConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{source} is not valid TOML: {e}") from None
+    unknown = set(data) - {"suite", "protocol", "devices"}
+    if unknown:
+        raise UserError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}; allowed: suite, protocol, devices")
+    suite = data.get("suite", {})
+    bad = set(suite) - SUITE_KEYS
+    if bad:
+        k = sorted(bad)[0]
+        raise UserError(f"{source}: suite.{k} is not a setting; allowed: {', '.join(sorted(SUITE_KEYS))}")
+    kw: dict[str, Any] = {}
+    for key in ("models", "protocol", "out", "cache", "form", "activation", "weights"):
+        if key in suite:
+            kw[key] = _check_value(f"suite.{key}", suite[key], str, None)
+    if "devices" in suite:
+        devs = suite["devices"]
+        devs = [devs] if isinstance(devs, str) else devs
+        if not isinstance(devs, list) or not all(isinstance(d, str) for d in devs):
+            raise UserError(f"{source}: suite.devices = {suite['devices']!r} must be a list of device names")
+        kw["devices"] = tuple(devs)
+    if "threads" in suite:
+        t = suite["threads"]
+        if t != "auto":
+            kw["threads"] = t
+    if kw.get("cache") == "auto":
+        kw["cache"] = None
+    proto = data.get("protocol", {})
+    if not isinstance(proto, dict):
+        raise UserError(f"{source}: [protocol] must be a table of protocol settings")
+    kw["protocol_overrides"] = tuple(sorted(proto.items()))
+    devices = data.get("devices", {})
+    kw["device_options"] = tuple(sorted((name, tuple(sorted(opts.items())))
+                                        for name, opts in devices.items() if isinstance(opts, dict)))
+    try:
+        return validate(SuiteConfig(**kw))
+    except UserError as e:
+        raise UserError(f"{source}: {e}") from None
+
+
+def load_config(path: str | None) -> SuiteConfig:
+    """The suite from `path`, or ./bench.toml when present, or the built-in defaults."""
+    if path is None:
+        p = Path(DEFAULT_CONFIG)
+        if not p.is_file():
+            return SuiteConfig()
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file {path} not found; pass an existing file to --config")
+    return parse_toml(p.read_text(), str(p))
+
+
+def with_cli(cfg: SuiteConfig, **flags) -> SuiteConfig:
+    """CLI flags override the file; a flag left at None keeps the file's value."""
+    changes = {k: v for k, v in flags.items() if v is not None}
+    if "devices" in changes:
+        changes["devices"] = tuple(d.strip() for item in changes["devices"] for d in item.split(",") if d.strip())
+    if "protocol_overrides" in changes:
+        merged = dict(cfg.protocol_overrides)
+        merged.update(changes["protocol_overrides"])
+        changes["protocol_overrides"] = tuple(sorted(merged.items()))
+    if "device_options" in changes:
+        merged = {k: dict(v) for k, v in cfg.device_options}
+        for dev, opts in changes["device_options"].items():
+            merged.setdefault(dev, {}).update(opts)
+        changes["device_options"] = tuple(sorted((k, tuple(sorted(v.items()))) for k, v in merged.items()))
+    if changes.get("threads") == "auto":
+        changes["threads"] = None
+    return validate(replace(cfg, **changes))
