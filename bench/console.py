@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
-
-
-def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, soft_wrap=False, width=None if not stderr else None)
 
 
 def print_table(headers: list[str], rows: list[list[str]], title: str | None = None,
@@ -16,13 +13,13 @@ def print_table(headers: list[str], rows: list[list[str]], title: str | None = N
         table.add_column(h, justify="left" if i == 0 else "right" if _numeric_column(rows, i) else "left",
                          no_wrap=i == 0)
     for row in rows:
-        table.add_row(*[str(c) for c in row])
+        table.add_row(*[escape(str(c)) for c in row])
     term = Console()
     # Piped output is read by tools and people later: don't wrap it to 80 columns.
     out = term if term.is_terminal else Console(width=200)
     out.print(table)
     for note in footnotes or []:
-        out.print(note, highlight=False)
+        out.print(escape(note), highlight=False)
 
 
 def _numeric_column(rows: list[list[str]], i: int) -> bool:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 
-from bench.errors import MissingBackendError
+from bench.errors import MissingBackendError, UserError
 from devices.base import Availability
 
 TRT_EXTRA = "pip install 'mobileone-bench[trt]'"
@@ -309,3 +309,21 @@ def gpu_identity(cuda_index: int = 0) -> GpuIdentity:
     except Exception as e:  # an index past the last GPU, a lost device
         raise MissingBackendError(f"no NVIDIA GPU at CUDA index {cuda_index}: {e}") from None
 
+
+
+def env_info(cuda_index: int, before: dict | None) -> dict:
+    """What a GPU runner's info() carries: the GPU's environment and its state before and after the model."""
+    return {"gpu": gpu_env(cuda_index), "gpu_before": before, "gpu_after": gpu_snapshot(cuda_index)}
+
+
+def option_flag(extra: dict, name: str, default: bool) -> bool:
+    """A true/false runner option (`copies`, `cuda_graph`, ...) as given on the command line or in code."""
+    value = extra.get(name, default)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"option {name}={value!r} is not true/false; use {name}=true or {name}=false")

@@ -23,6 +23,7 @@ DEFAULT_TARGET = "iOS16"  # the first target with fp16 tensor I/O (Core ML spec 
 SPEC_VERSIONS = {"iOS15": 6, "macOS12": 6, "iOS16": 7, "macOS13": 7, "iOS17": 8, "macOS14": 8,
                  "iOS18": 9, "macOS15": 9, "iOS26": 10, "macOS26": 10}
 FP16_IO_MIN_SPEC = 7
+FP16_MAX = 65504.0
 IO_DTYPES = ("fp16", "fp32")
 # The ImageNet normalization the zoo's models expect, folded into the package when the input is an image.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -124,6 +125,7 @@ def _feature(f) -> dict:
 
 def spec_facts(spec) -> dict:
     """What a package's protobuf says: model type, spec version, I/O, MIL op counts, weight dtypes."""
+    import_coremltools()
     from coremltools.proto import MIL_pb2
 
     facts: dict = {"type": spec.WhichOneof("Type"), "spec_version": int(spec.specificationVersion),
@@ -185,8 +187,7 @@ def check_facts(facts: dict, expected: ExpectedPackage) -> list[str]:
 
 
 def validate_package(path: Path, expected: ExpectedPackage) -> dict:
-    import coremltools as ct
-
+    ct = import_coremltools()
     facts = spec_facts(ct.utils.load_spec(str(path)))
     problems = check_facts(facts, expected)
     if problems:
@@ -227,8 +228,27 @@ def _captured(notes: list[str]):
         notes.extend(f"{text} (x{n})" if n > 1 else text for text, n in seen.items())
 
 
+def import_coremltools():
+    """coremltools, imported quietly: on import it logs that this torch is untested (recorded instead by
+    `untested_torch_note`) and, off macOS, that its runtime proxies are absent (expected: no prediction)."""
+    import sys
+
+    if "coremltools" in sys.modules:
+        return sys.modules["coremltools"]
+    saved = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            import coremltools
+    finally:
+        logging.disable(saved)
+    return coremltools
+
+
 def untested_torch_note() -> str | None:
     """coremltools says which torch it was tested with; a newer one converts here but is worth recording."""
+    import_coremltools()
     from coremltools import _deps
     from packaging.version import Version
 
@@ -247,8 +267,8 @@ def convert(model: torch.nn.Module, x: torch.Tensor, settings: CoreMLSettings, p
             description: str = "") -> dict:
     """torch.export -> decomposed ATen graph -> ML Program saved at `path`. Returns timings in seconds."""
     import numpy as np
-    import coremltools as ct
 
+    ct = import_coremltools()
     net = ImageNormalized(model).eval() if settings.image_input else model
     io_type = np.float16 if settings.io_dtype == "fp16" else np.float32
     if settings.image_input:
@@ -282,6 +302,34 @@ def convert(model: torch.nn.Module, x: torch.Tensor, settings: CoreMLSettings, p
             "save_s": round(time.perf_counter() - t2, 3)}
 
 
+def activation_peak(model: torch.nn.Module, x: torch.Tensor) -> tuple[tuple[int, ...], float]:
+    """Output shape, and the largest |value| any module outputs on `x` (fp16 overflows above 65504)."""
+    peak = [0.0]
+
+    def hook(_module, _inputs, out):
+        if isinstance(out, torch.Tensor) and out.is_floating_point():
+            peak[0] = max(peak[0], float(out.detach().abs().max()))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            y = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return tuple(y.shape), peak[0]
+
+
+def fp16_range_note(peak: float) -> str | None:
+    # Untrained fused models (MobileOne at init: ~8e5) overflow fp16. Latency does not depend on the values,
+    # but the package's outputs are then inf/NaN, so a parity check on them means nothing.
+    if peak > FP16_MAX:
+        return (f"activations reach {peak:.3g} on a standard-normal input with these weights, above fp16's "
+                f"{FP16_MAX:g}: the package's outputs overflow (latency is unaffected); export trained weights "
+                "for meaningful outputs")
+    return None
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:300] if text else "(no message)"
@@ -297,12 +345,11 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
         model = request.build()
         shape = tuple(resolve(request.model).input_size)
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            out_shape = tuple(model(x).shape)
+        out_shape, peak = activation_peak(model, x)
         notes: list[str] = []
-        note = untested_torch_note()
-        if note:
-            notes.append(note)
+        for note in (untested_torch_note(), fp16_range_note(peak)):
+            if note:
+                notes.append(note)
         try:
             timings = convert(model, x, settings, path, notes,
                               description=f"{request.model} (mobileone-bench, deploy form, fp16)")
@@ -317,6 +364,8 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
             output_name=OUTPUT_NAME, sha256="", cache_key="",
             metadata={"settings": asdict(settings), "compute_precision": "fp16", "output_shape": list(out_shape),
                       "spec": facts, "warnings": notes, "timings_s": timings,
+                      "fp16_range": {"max_abs_activation": peak, "fp16_max": FP16_MAX, "fits": peak <= FP16_MAX,
+                                     "input": "standard normal, seed 0"},
                       "normalization": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "scale": 1 / 255.0,
                                         "where": "image preprocessing (scale, bias) + a mul by 1/std"}
                       if settings.image_input else None,

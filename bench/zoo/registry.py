@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import functools
 import re
 from dataclasses import dataclass, field
@@ -259,7 +260,11 @@ def create_model(name: str, *, deploy: bool = True, weights: str | None = None, 
     fused_weights = state is not None and any("reparam_conv" in k for k in state)
     if fused_weights and not deploy:
         raise UserError(f"weights {weights} are fused (reparam_conv); the train form needs unfused weights")
-    model = spec.builder(fused_weights, effective_activation, overrides)
+    # Random init is seeded by the model's name: the same model always has the same weights, so an exported
+    # artifact is reproducible and can be checked against a fresh build.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(hashlib.sha256(spec.name.encode()).hexdigest()[:8], 16))
+        model = spec.builder(fused_weights, effective_activation, overrides)
     if state is not None:
         _load_into(model, state, weights)
     model.eval()

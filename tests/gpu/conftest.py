@@ -1,0 +1,40 @@
+"""GPU tests skip, with our own diagnosis as the reason, where this host cannot run them."""
+import functools
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@functools.lru_cache(maxsize=None)
+def _availability(check: str):
+    from devices import gpu
+
+    return getattr(gpu, check)()
+
+
+@pytest.fixture
+def cuda_device():
+    avail = _availability("check_cuda")
+    if not avail.can_run:
+        pytest.skip(f"cuda device unavailable here: {avail.reason}")
+
+
+@pytest.fixture
+def trt_device():
+    avail = _availability("check_trt")
+    if not avail.can_run:
+        pytest.skip(f"trt device unavailable here: {avail.reason}")
+
+
+@pytest.fixture
+def trtexec_device():
+    avail = _availability("check_trtexec")
+    if not avail.can_run:
+        pytest.skip(f"trtexec unavailable here: {avail.reason}")
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES

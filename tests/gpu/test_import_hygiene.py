@@ -1,0 +1,33 @@
+"""Importing the GPU modules imports nothing GPU-related: a machine without a GPU pays nothing for them."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+OURS = ["devices.base", "devices.gpu", "devices.trt", "devices.cuda", "devices.trtexec", "exporters.tensorrt"]
+GPU_MODULES = {"tensorrt", "tensorrt_bindings", "tensorrt_libs", "pynvml", "cuda", "cupy", "pycuda"}
+
+
+def imported_after(modules: list[str]) -> set[str]:
+    """Top-level module names present in a fresh interpreter after importing `modules`."""
+    code = ("import importlib, json, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_no_gpu_module_is_imported_at_import_time():
+    assert imported_after(OURS) & GPU_MODULES == set()
+
+
+def test_torch_is_not_imported_either():
+    # torch is a core dependency, but importing it takes seconds: the GPU modules touch it only when used
+    assert "torch" not in imported_after(OURS)
+
+
+def test_the_check_detects_an_import():
+    """The probe can fail: a module that does import pynvml is seen."""
+    pytest.importorskip("pynvml")
+    assert "pynvml" in imported_after(["devices.base", "pynvml"])

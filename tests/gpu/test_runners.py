@@ -1,0 +1,58 @@
+"""devices/trt.py and devices/cuda.py without a GPU: options, type mapping, and the clear errors a host
+without a GPU, CUDA or TensorRT gives. Their GPU paths run in test_gpu_end_to_end.py."""
+import importlib.util
+
+import pytest
+
+from bench.errors import MissingBackendError, UserError
+from devices.base import Runner, RunnerOptions
+from devices.cuda import CudaRunner
+from devices.gpu import check_cuda
+from devices.trt import TRT_TO_TORCH, TrtRunner, torch_dtype_name
+
+
+def opts(**extra) -> RunnerOptions:
+    return RunnerOptions(threads=1, extra=extra)
+
+
+def test_trt_types_map_to_torch_types():
+    import torch
+
+    assert torch_dtype_name("FLOAT") == "float32" and torch_dtype_name("HALF") == "float16"
+    for name in TRT_TO_TORCH.values():
+        assert isinstance(getattr(torch, name), torch.dtype), name
+    with pytest.raises(UserError, match="fp32/fp16"):
+        torch_dtype_name("FP4")
+
+
+def test_options_are_read_and_checked():
+    r = TrtRunner(opts(copies="true", cuda_graph="0", gpu="1"))
+    assert (r.copies, r.cuda_graph, r.index) == (True, False, 1)
+    assert TrtRunner(opts()).copies is False  # default: the input stays resident on the device
+    c = CudaRunner(opts(cuda_graph=True, precision="FP32", input_shape=[1, 3, 160, 160]))
+    assert (c.cuda_graph, c.precision, c.input_shape, c.cudnn_benchmark) == (True, "fp32", (1, 3, 160, 160), True)
+    with pytest.raises(UserError, match="copies=true or copies=false"):
+        TrtRunner(opts(copies="yes please"))
+    with pytest.raises(UserError, match="use fp16 or fp32"):
+        CudaRunner(opts(precision="int8"))
+
+
+def test_runners_follow_the_protocol():
+    for r in (TrtRunner(opts()), CudaRunner(opts())):
+        assert isinstance(r, Runner) and r.supports_output and not r.external
+        with r:
+            pass  # closing a runner that never loaded is harmless
+
+
+@pytest.mark.skipif(check_cuda().can_run, reason="this host has a usable CUDA GPU")
+def test_cuda_runner_without_a_gpu_says_why():
+    from torch import nn
+
+    with pytest.raises(MissingBackendError, match="no usable CUDA GPU: .*(driver|CPU-only|GPU)"):
+        CudaRunner(opts()).load(nn.Conv2d(3, 8, 3))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
+def test_trt_runner_without_tensorrt_names_the_extra(tmp_path):
+    with pytest.raises(MissingBackendError, match=r"mobileone-bench\[trt\]"):
+        TrtRunner(opts()).load(tmp_path / "model.engine")

@@ -1,0 +1,123 @@
+"""exporters/tensorrt.py: builder configuration, the engine's cache key, inspector JSON -> precision counts.
+The build itself needs a GPU: see test_gpu_end_to_end.py."""
+import importlib.util
+import json
+
+import pytest
+
+from bench.errors import MissingBackendError, UserError
+from exporters import tensorrt as trt_exp
+from exporters.base import ExportRequest, cache_key
+
+TRT10 = "10.9.0.34"
+
+
+def req(**settings) -> ExportRequest:
+    return ExportRequest("mobileone_s0", settings=tuple(settings.items()))
+
+
+def test_default_is_fp16_at_opt_level_3():
+    cfg = trt_exp.build_config(req(), TRT10)
+    assert cfg == trt_exp.BuildConfig("fp16", 3, ("FP16",), (), "DETAILED")
+
+
+def test_fp32_clears_tf32():
+    cfg = trt_exp.build_config(req(precision="FP32", opt_level="5"), TRT10)
+    assert (cfg.precision, cfg.opt_level, cfg.set_flags, cfg.clear_flags) == ("fp32", 5, (), ("TF32",))
+
+
+@pytest.mark.parametrize("settings, match", [
+    (dict(precision="int8"), "use one of fp16, fp32"),
+    (dict(opt_level=7), "use 0..5"),
+    (dict(opt_level=-1), "use 0..5"),
+    (dict(opt_level="fast"), "use 0..5"),
+    (dict(opt_level=2.5), "use 0..5"),
+    (dict(opt_level=True), "use 0..5"),
+])
+def test_bad_settings_are_one_line_errors_with_the_fix(settings, match):
+    with pytest.raises(UserError, match=match):
+        trt_exp.build_config(req(**settings), TRT10)
+
+
+def test_tensorrt_versions():
+    with pytest.raises(UserError, match=r"tensorrt>=10,<11"):  # 11 removed the FP16 flag
+        trt_exp.build_config(req(), "11.1.0.5")
+    assert trt_exp.build_config(req(precision="fp32"), "11.1.0.5").clear_flags == ("TF32",)
+    with pytest.raises(UserError, match="too old"):
+        trt_exp.build_config(req(), "8.6.1")
+
+
+def test_engine_key_covers_gpu_compute_capability_tensorrt_and_onnx():
+    base = trt_exp.engine_tool_versions(TRT10, "NVIDIA H100 80GB HBM3", "9.0", "a" * 64)
+    variants = [
+        trt_exp.engine_tool_versions(TRT10, "NVIDIA A100-SXM4-80GB", "9.0", "a" * 64),
+        trt_exp.engine_tool_versions(TRT10, "NVIDIA H100 80GB HBM3", "8.0", "a" * 64),
+        trt_exp.engine_tool_versions("10.8.0.43", "NVIDIA H100 80GB HBM3", "9.0", "a" * 64),
+        trt_exp.engine_tool_versions(TRT10, "NVIDIA H100 80GB HBM3", "9.0", "b" * 64),
+    ]
+    key = cache_key("tensorrt", req(), base)
+    assert key == cache_key("tensorrt", req(), dict(base))
+    keys = {cache_key("tensorrt", req(), v) for v in variants}
+    assert len(keys) == 4 and key not in keys
+    assert cache_key("tensorrt", req(precision="fp32"), base) != key
+    assert cache_key("tensorrt", req(opt_level=5), base) != key
+
+
+def test_timing_cache_is_per_gpu_and_tensorrt_version(tmp_path):
+    p = trt_exp.timing_cache_path(tmp_path, "NVIDIA H100 80GB HBM3", "9.0", TRT10)
+    assert p == tmp_path / "tensorrt" / "timing-caches" / "nvidia-h100-80gb-hbm3-sm90-trt10.9.0.34.cache"
+    others = {trt_exp.timing_cache_path(tmp_path, "NVIDIA H100 80GB HBM3", "9.0", "10.8.0.43"),
+              trt_exp.timing_cache_path(tmp_path, "NVIDIA L4", "8.9", TRT10)}
+    assert p not in others and len(others) == 2
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Row major linear FP32", "fp32"), ("Row major linear FP16 format", "fp16"),
+    ("Channel major FP16 format where channel % 8 is padded", "fp16"), ("Half", "fp16"), ("Float", "fp32"),
+    ("Thirty-two wide channel vectorized row major Int8 format.", "int8"), ("Row major linear BF16", "bf16"),
+    ("Row major linear INT32", "int32"), ("N/A due to dynamic shapes", "unknown"),
+])
+def test_normalize_datatype(text, expected):
+    assert trt_exp.normalize_datatype(text) == expected
+
+
+def test_precision_counts_from_inspector_json(fixtures):
+    info = (fixtures / "engine_inspector_fp16.json").read_text()
+    counts = trt_exp.precision_counts(info)
+    assert counts == {"compute": {"fp16": 4, "fp32": 1}, "reformat": {"fp16": 1, "fp32": 1}, "layers": 7,
+                      "fp16_share": 0.8}
+    assert trt_exp.precision_counts(json.loads(info)) == counts  # a parsed dict works too
+
+
+def test_precision_counts_need_detailed_verbosity(fixtures):
+    with pytest.raises(ValueError, match="DETAILED"):
+        trt_exp.precision_counts((fixtures / "engine_inspector_names_only.json").read_text())
+    with pytest.raises(ValueError, match="Layers"):
+        trt_exp.precision_counts({"Bindings": []})
+
+
+def test_layer_precision_of_mixed_outputs():
+    layer = {"Outputs": [{"Format/Datatype": "Half"}, {"Format/Datatype": "Float"}]}
+    assert trt_exp.layer_precision(layer) == "mixed"
+    assert trt_exp.layer_precision({"Inputs": [{"Format/Datatype": "Half"}]}) == "fp16"
+    assert trt_exp.layer_precision({}) == "unknown"
+
+
+def test_dynamic_shapes_are_refused():
+    trt_exp.check_static("input", (1, 3, 224, 224))
+    with pytest.raises(UserError, match="static-shape"):
+        trt_exp.check_static("input", (-1, 3, 224, 224))
+
+
+def test_onnx_request_drops_only_our_settings():
+    r = ExportRequest("mobileone_s1", activation="original", settings=(("precision", "fp32"), ("opset", 18),
+                                                                          ("opt_level", 4)))
+    o = trt_exp.onnx_request(r)
+    assert o.settings == (("opset", 18),) and (o.model, o.activation) == ("mobileone_s1", "original")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
+def test_export_without_tensorrt_names_the_extra(tmp_path):
+    with pytest.raises(MissingBackendError, match=r"mobileone-bench\[trt\]"):
+        trt_exp.export(req(), tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing half-built left behind

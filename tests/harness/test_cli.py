@@ -1,0 +1,83 @@
+"""The `bench` command: bad input is one line on stderr, exit 2, no traceback; the end-to-end CPU run."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench.reference import REPO_ROOT
+
+
+def bench(*args, cwd=None, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO_ROOT, env=e, timeout=600)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["models", "resnet50"], ["no model matches 'resnet50'", "known models: repvgg_b2"]),
+    (["run", "--models", "resnet50", "--device", "cpu"], ["no model matches 'resnet50'"]),
+    (["run", "--models", "mobileone_s0", "--device", "gpu"], ["unknown device 'gpu'", "known devices: cpu"]),
+    (["run", "--models", "mobileone_s0", "--protocol", "fastest"], ["protocol = 'fastest' is unknown"]),
+    (["run", "--models", "mobileone_s0", "--threads", "two"], ["--threads 'two' must be a whole number"]),
+    (["run", "--models", "mobileone_s0", "--config", "missing.toml"], ["config file missing.toml not found"]),
+    (["run", "--models", "mobileone_s0", "--device", "trt"], ["device trt cannot run here", "mobileone-bench[trt]"]),
+    (["run", "--models", "mobileone_s0", "--option", "cpu.turbo=1"], ["devices.cpu.turbo is not an option of cpu"]),
+    (["export", "--device", "torch", "--models", "mobileone_s0"], ["nothing to export"]),
+    (["run", "--resume", "no-such-run"], ["run 'no-such-run' not found"]),
+    (["frobnicate"], ["invalid choice"]),
+])
+def test_bad_input(args, fragments):
+    assert_one_line_error(bench(*args), *fragments)
+
+
+def test_malformed_bench_toml(tmp_path):
+    (tmp_path / "bench.toml").write_text('[suite]\nthreads = -1\n')
+    assert_one_line_error(bench("run", "--models", "mobileone_s0", cwd=tmp_path), "threads = -1")
+    (tmp_path / "bench.toml").write_text('[suite\n')
+    assert_one_line_error(bench("run", cwd=tmp_path), "bench.toml is not valid TOML")
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert_one_line_error(bench("run", "--models", "mobileone_mu0", "--protocol", "quick", "--out",
+                                str(blocker / "runs")), "cannot create results folder", "--out")
+
+
+def test_models_json_lists_the_20_of_the_study():
+    proc = bench("models", "study", "--json")
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 20 and {"name", "paper_name", "family", "params_m", "macs_m", "top1"} <= set(rows[0])
+    assert {r["paper_name"] for r in rows} >= {"MobileOne-S0", "MixNet-S", "RepVGG-B2"}
+
+
+def test_devices_lists_every_device_with_a_reason():
+    rows = json.loads(bench("devices", "--json").stdout)
+    by = {r["device"]: r for r in rows}
+    assert by["cpu"]["status"] == "available"
+    assert by["trt"]["status"] == "unavailable" and by["trt"]["reason"]
+
+
+@pytest.mark.slow
+def test_end_to_end_cpu_quick(tmp_path):
+    proc = bench("run", "--device", "cpu", "--models", "mobileone_s0", "--protocol", "quick", "--out",
+                 str(tmp_path), env={"BENCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1
+    run = json.loads(files[0].read_text())
+    assert run["status"] == "complete" and run["schema"] == 1
+    (c,) = run["cells"]
+    assert c["status"] == "ok" and c["summary"]["latency_ms"] > 0 and c["artifact"]["metadata"]["parity"]["passed"]
+    assert "mobileone_s0" in proc.stdout and "10.55" in proc.stdout  # the paper's CPU figure beside ours

@@ -1,0 +1,177 @@
+"""The measurement engine on a synthetic clock: the stopping rule, presets, contention retries."""
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bench.errors import UserError
+from bench.measure import PRESETS, ContentionProbe, Protocol, get_protocol, measure
+from bench.stats import summarize
+
+
+class FakeClock:
+    """Time advances only inside infer(), by the next scripted duration (ms)."""
+
+    def __init__(self, durations_ms):
+        self.now = 0
+        self.durations = iter(durations_ms)
+        self.calls = 0
+
+    def clock(self) -> int:
+        return self.now
+
+    def infer(self):
+        self.calls += 1
+        self.now += int(next(self.durations) * 1e6)
+
+
+def fixed(ms):
+    return itertools.repeat(ms)
+
+
+def test_samples_are_exactly_the_timed_calls():
+    fc = FakeClock(itertools.chain([50.0] * 3, itertools.cycle([10.0, 12.0])))
+    p = Protocol("t", warmup_iters=3, warmup_s=0.0, min_rounds=2, max_rounds=2, round_min_iters=4,
+                 round_max_iters=4, round_min_s=0, target_rel_ci=None)
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert m.warmup_iters == 3
+    assert m.samples_ms == [[10.0, 12.0, 10.0, 12.0], [10.0, 12.0, 10.0, 12.0]]
+    assert m.stop_reason == "protocol complete"
+
+
+def test_warmup_runs_until_both_iterations_and_seconds():
+    fc = FakeClock(fixed(100.0))
+    p = Protocol("t", warmup_iters=2, warmup_s=1.0, min_rounds=1, max_rounds=1, round_min_iters=1,
+                 round_max_iters=1, target_rel_ci=None)
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert m.warmup_iters == 10  # 2 iterations are not yet 1 s at 100 ms each
+
+
+def test_round_length_by_time_and_cap():
+    fc = FakeClock(fixed(30.0))
+    p = Protocol("t", warmup_iters=0, warmup_s=0, min_rounds=1, max_rounds=1, round_min_iters=2,
+                 round_min_s=0.25, round_max_s=10, target_rel_ci=None)
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert len(m.samples_ms[0]) == 9  # first count whose elapsed time reaches 250 ms
+    fc = FakeClock(fixed(400.0))
+    p = replace(p, round_min_iters=10, round_max_s=1.0)
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert len(m.samples_ms[0]) == 3  # the 1 s cap wins over 10 iterations for a slow model
+
+
+def test_stopping_rule_stops_early_on_a_steady_clock():
+    rng = np.random.default_rng(1)
+    fc = FakeClock(10.0 + rng.normal(0, 0.05, 100000))
+    p = Protocol("t", warmup_iters=0, warmup_s=0, min_rounds=3, max_rounds=30, round_min_iters=20,
+                 round_min_s=0, target_rel_ci=0.02)
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert len(m.samples_ms) == 3 and m.stop_reason.startswith("precision reached")
+
+
+def test_stopping_rule_adds_rounds_until_the_cap_on_a_noisy_clock():
+    rng = np.random.default_rng(2)
+    # Each round sits at its own level (a shared machine): the CI over rounds stays wide.
+    levels = itertools.chain.from_iterable([lvl] * 20 for lvl in rng.uniform(5, 20, 1000))
+    fc = FakeClock(levels)
+    p = Protocol("t", warmup_iters=0, warmup_s=0, min_rounds=3, max_rounds=8, round_min_iters=20,
+                 round_max_iters=20, round_min_s=0, target_rel_ci=0.02)
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert len(m.samples_ms) == 8 and m.stop_reason == "round cap"
+    assert summarize(m.samples_ms).ci_rel_halfwidth > 0.02
+
+
+def test_modelbench_preset_is_the_apps_protocol():
+    p = PRESETS["modelbench"]
+    reloads = []
+    fc = FakeClock(itertools.cycle(range(1, 52)))  # per round: 1 untimed warm-up, then 2..51
+    m = measure(fc.infer, p, clock=fc.clock, reload=lambda: reloads.append(1))
+    assert len(m.samples_ms) == 20 and all(len(r) == 50 for r in m.samples_ms)
+    assert len(reloads) == 19  # before every round but the first
+    s = summarize(m.samples_ms, p.statistic, p.trim)
+    # Each round is 2..51 (the 1 went to warm-up); trimming 10 and 10 keeps 12..41, mean 26.5.
+    assert s.latency_ms == pytest.approx(26.5)
+
+
+def test_paper_preset_min_of_1000_and_gpu_median_of_100():
+    p = get_protocol("paper", "mobile")
+    fc = FakeClock(itertools.cycle([5.0, 3.0, 4.0]))
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert sum(map(len, m.samples_ms)) == 1000 and m.warmup_iters == 1
+    assert summarize(m.samples_ms, p.statistic).latency_ms == 3.0
+    g = get_protocol("paper", "gpu")
+    fc = FakeClock(itertools.cycle([5.0, 3.0, 4.0]))
+    m = measure(fc.infer, g, clock=fc.clock)
+    assert sum(map(len, m.samples_ms)) == 100 and summarize(m.samples_ms, g.statistic).latency_ms == 4.0
+
+
+def test_mlperf_preset_needs_1024_queries_and_60_s():
+    p = PRESETS["mlperf"]
+    fc = FakeClock(fixed(100.0))  # 100 ms a query: 60 s is reached at 600 queries, 1024 still needed
+    m = measure(fc.infer, replace(p, warmup_iters=0, warmup_s=0), clock=fc.clock)
+    n = sum(map(len, m.samples_ms))
+    assert n >= 1024 and fc.now / 1e9 >= 60
+    fc = FakeClock(fixed(1.0))  # 1 ms a query: 1024 queries come long before 60 s
+    m = measure(fc.infer, replace(p, warmup_iters=0, warmup_s=0), clock=fc.clock)
+    assert sum(map(len, m.samples_ms)) * 1.0 / 1000 >= 60
+
+
+def test_quick_preset_is_short():
+    fc = FakeClock(fixed(5.0))
+    m = measure(fc.infer, PRESETS["quick"], clock=fc.clock)
+    assert len(m.samples_ms) == 3 and fc.now / 1e9 < 2
+
+
+class ScriptedProbe:
+    def __init__(self, values):
+        self.values = iter(values)
+
+    def start(self):
+        pass
+
+    def stop(self):
+        return next(self.values)
+
+
+def test_contended_round_is_redone_then_flagged():
+    p = Protocol("t", warmup_iters=0, warmup_s=0, min_rounds=2, max_rounds=2, round_min_iters=2,
+                 round_max_iters=2, target_rel_ci=None, contention_threshold=0.2, contention_retries=2,
+                 contention_wait_s=0.5)
+    waits = []
+    fc = FakeClock(fixed(1.0))
+    # round 1: busy, busy, quiet -> accepted after two redos; round 2: busy three times -> accepted, flagged
+    m = measure(fc.infer, p, clock=fc.clock, probe=ScriptedProbe([0.9, 0.5, 0.1, 0.9, 0.9, 0.9]),
+                sleep=waits.append)
+    assert m.contention == [0.1, 0.9]
+    assert len(m.rejected_rounds) == 4 and waits == [0.5] * 4
+    assert m.contended
+
+
+def test_quiet_run_is_not_flagged():
+    p = replace(PRESETS["quick"], contention_retries=1)
+    fc = FakeClock(fixed(1.0))
+    m = measure(fc.infer, p, clock=fc.clock, probe=ScriptedProbe(itertools.repeat(0.01)))
+    assert not m.contended and not m.rejected_rounds
+
+
+def test_contention_probe_reads_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    probe = ContentionProbe(str(stat))
+    probe.cpus = [0, 1]
+    probe.tick = 100
+    stat.write_text("cpu  0 0 0 0\ncpu0 100 0 0 100 0 0 0 0\ncpu1 100 0 0 100 0 0 0 0\n")
+    probe.start()
+    busy0 = probe._start
+    # 1 s later (faked): 100 busy ticks on each CPU = 2 CPU-seconds, none of them ours
+    probe._start = (busy0[0], busy0[1], busy0[2] - 1.0)
+    stat.write_text("cpu  0 0 0 0\ncpu0 200 0 0 100 0 0 0 0\ncpu1 200 0 0 100 0 0 0 0\n")
+    share = probe.stop()
+    assert share == pytest.approx(1.0, abs=0.05)
+
+
+def test_unknown_protocol_and_bad_override():
+    with pytest.raises(UserError, match="known protocols: default, quick, paper, modelbench, mlperf"):
+        get_protocol("fastest")
+    with pytest.raises(UserError, match="min_rounds"):
+        get_protocol("default", min_rounds=10, max_rounds=2)

@@ -1,0 +1,123 @@
+"""Real ONNX export, the ORT and torch runners, and the pipeline (failures, interrupt, resume)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from bench.config import SuiteConfig
+from bench.pipeline import run_suite
+from bench.store import load_run
+from devices.base import RunnerOptions
+from devices.ort_cpu import OrtCpuRunner
+from devices.torch_cpu import TorchCpuRunner
+from exporters import base as exporters_base
+from exporters.base import ExportRequest
+from exporters.onnx import export
+
+TINY = "mobileone_mu0"  # the smallest real model of the zoo: exports in seconds
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_export_parity_and_cache_hit(cache_dir):
+    artifact, hit = export(ExportRequest(TINY), cache_dir)
+    assert not hit
+    meta = artifact.metadata
+    assert meta["parity"]["passed"] and meta["parity"]["rel_error"] <= 1e-4
+    assert meta["opset"] == 18 and meta["batchnorm_left"] == 0 and "BatchNormalization" not in meta["ops"]
+    assert artifact.input_shape == (1, 3, 224, 224) and artifact.sha256 and artifact.cache_key
+    again, hit = export(ExportRequest(TINY), cache_dir)
+    assert hit and again == artifact
+    other, hit = export(ExportRequest(TINY, deploy=False), cache_dir)  # another config, another key
+    assert not hit and other.cache_key != artifact.cache_key
+    assert other.metadata["build"]["deploy"] is False
+
+
+def test_ort_runner_matches_pytorch(cache_dir):
+    artifact, _ = export(ExportRequest(TINY), cache_dir)
+    with OrtCpuRunner(RunnerOptions(threads=1)) as r:
+        r.load(artifact)
+        r.infer()
+        out = r.output()
+        assert out.shape == (1, 1000)
+        assert r.info()["intra_op_threads"] == 1
+        from bench.zoo import create_model
+        with torch.no_grad():
+            ref = create_model(TINY)(torch.from_numpy(r._feed["input"])).numpy()
+        assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_torch_runner_restores_threads():
+    from bench.zoo import create_model
+    before = torch.get_num_threads()
+    with TorchCpuRunner(RunnerOptions(threads=1)) as r:
+        r.load(create_model(TINY))
+        r.infer()
+        assert r.output().shape == (1, 1000) and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def suite(tmp_path, cache_dir, **kw):
+    base = dict(models=f"{TINY},mobileone_mu1", devices=("cpu",), protocol="quick", threads=1,
+                out=str(tmp_path / "runs"), cache=str(cache_dir))
+    base.update(kw)
+    return SuiteConfig(**base)
+
+
+def test_failing_cell_is_recorded_and_the_suite_goes_on(tmp_path, cache_dir, monkeypatch):
+    real = exporters_base.get_exporter("onnx")
+
+    def flaky(request, cache):
+        if request.model == TINY:
+            raise RuntimeError("converter exploded")
+        return real(request, cache)
+
+    monkeypatch.setattr(exporters_base, "get_exporter", lambda name: flaky)
+    monkeypatch.setattr("bench.pipeline.get_exporter", lambda name: flaky)
+    run = load_run(run_suite(suite(tmp_path, cache_dir), ["test"]))
+    by_model = {c.model: c for c in run.cells}
+    assert by_model[TINY].status == "failed" and by_model[TINY].error_stage == "export"
+    assert "converter exploded" in by_model[TINY].error
+    assert by_model["mobileone_mu1"].ok and by_model["mobileone_mu1"].summary["count"] >= 9
+    assert run.status == "complete"
+
+
+class InterruptAfterFirstCell:
+    def run_started(self, path, cells): self.path = path
+    def cell_started(self, cell, i, n): pass
+    def round_done(self, cell, m): pass
+    def cell_done(self, result): raise KeyboardInterrupt
+
+
+def test_interrupt_keeps_finished_cells_and_resume_completes(tmp_path, cache_dir):
+    cfg = suite(tmp_path, cache_dir)
+    reporter = InterruptAfterFirstCell()
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(cfg, ["test"], reporter=reporter)
+    partial = load_run(reporter.path)
+    assert partial.status == "interrupted" and len(partial.cells) == 1 and partial.cells[0].ok
+    first = partial.cells[0]
+    path = run_suite(SuiteConfig.from_dict(partial.config), ["test"], resume=reporter.path)
+    done = load_run(path)
+    assert path == reporter.path and done.status == "complete"
+    assert [c.model for c in done.cells] == [TINY, "mobileone_mu1"]
+    assert done.cells[0] == first  # the finished cell was not measured again
+
+
+def test_cell_records_everything_a_reader_needs(tmp_path, cache_dir):
+    run = load_run(run_suite(suite(tmp_path, cache_dir, models=TINY, form="both"), ["test"]))
+    assert [c.form for c in run.cells] == ["deploy", "train"]
+    c = run.cells[0]
+    assert c.load_ms > 0 and c.first_inference_ms > 0 and len(c.samples_ms) == 3
+    assert c.artifact["sha256"] and c.threads == 1 and c.protocol["name"] == "quick"
+    assert c.env_key["threads"] == 1 and c.env_key["runtime_version"].startswith("onnxruntime")
+    assert c.model_info["params_m"] > 0 and len(c.contention) == 3
+    env = run.env
+    assert env["cpu"]["usable_cores"] >= 1 and env["libraries"]["onnxruntime"] and env["matmul_peak"]["gflops"] > 0
+    assert run.cells[1].artifact["metadata"]["build"]["deploy"] is False

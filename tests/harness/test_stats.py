@@ -1,0 +1,53 @@
+"""Statistics on samples whose answers are known by hand."""
+import numpy as np
+import pytest
+
+from bench.stats import (early_stopping_percentile, median_ci_order_stat, min_samples_for_early_stopping,
+                         summarize, trimmed_round_means)
+
+
+def test_summary_of_known_samples():
+    s = summarize([[1.0, 2.0, 3.0], [4.0, 5.0]])
+    assert (s.median_ms, s.mean_ms, s.min_ms, s.max_ms, s.count, s.rounds) == (3.0, 3.0, 1.0, 5.0, 5, 2)
+    assert s.std_ms == pytest.approx(np.std([1, 2, 3, 4, 5], ddof=1))
+    assert s.p90_ms == pytest.approx(4.6)
+    assert s.latency_ms == s.median_ms
+
+
+def test_min_statistic():
+    assert summarize([[5.0, 3.0], [4.0]], "min").latency_ms == 3.0
+
+
+def test_trimmed_round_means():
+    r = [np.arange(1, 51, dtype=float)]
+    assert trimmed_round_means(r, 10, 10)[0] == pytest.approx(np.arange(11, 41).mean())
+    with pytest.raises(ValueError):
+        trimmed_round_means([np.arange(5.0)], 3, 3)
+
+
+def test_order_statistic_ci_covers_the_median():
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(400):
+        x = rng.exponential(1.0, 101)
+        lo, hi = median_ci_order_stat(x)
+        hits += lo <= np.log(2) <= hi
+    assert 0.92 <= hits / 400 <= 0.99
+
+
+def test_ci_from_rounds_reflects_between_round_noise():
+    steady = [np.full(50, 10.0) + np.random.default_rng(i).normal(0, 0.01, 50) for i in range(5)]
+    shifted = [np.full(50, lvl) for lvl in (8.0, 10.0, 12.0, 9.0, 11.0)]
+    assert summarize(steady).ci_rel_halfwidth < 0.002
+    assert summarize(shifted).ci_rel_halfwidth > 0.05
+
+
+def test_early_stopping_p90():
+    # With 64 samples 1..64, a 99% upper bound on p90 needs a high order statistic, above the plain p90.
+    x = np.arange(1, 65, dtype=float)
+    est = early_stopping_percentile(x)
+    assert est > np.quantile(x, 0.9) and est <= 64
+    n = min_samples_for_early_stopping()
+    assert 40 <= n <= 64  # MLPerf documents 64 as the minimum query count for its early-stopping p90
+    with pytest.raises(ValueError, match="too few"):
+        early_stopping_percentile(np.arange(10.0))
