@@ -147,7 +147,7 @@ class Measurement:
         return asdict(self)
 
 
-def _run_round(infer: Callable[[], float | None], p: Protocol, clock: Clock) -> tuple[list[float], list[float]]:
+def run_round(infer: Callable[[], float | None], p: Protocol, clock: Clock) -> tuple[list[float], list[float]]:
     for _ in range(p.round_warmup_iters):
         infer()
     host: list[float] = []
@@ -216,7 +216,7 @@ def measure(
                 reload()
             if probe:
                 probe.start()
-            host, device = _run_round(infer, p, clock)
+            host, device = run_round(infer, p, clock)
             busy = probe.stop() if probe else None
             quiet = busy is None or busy <= p.contention_threshold
             if quiet or attempt == p.contention_retries:
