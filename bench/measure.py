@@ -180,7 +180,7 @@ def warm_up(infer: Callable[[], float | None], p: Protocol, clock: Clock) -> tup
     return n, (clock() - start) / 1e9
 
 
-def _done(m: Measurement, p: Protocol, elapsed_s: float) -> str:
+def stopping_reason(m: Measurement, p: Protocol, elapsed_s: float) -> str:
     rounds = len(m.samples_ms)
     if rounds < p.min_rounds:
         return ""
@@ -229,7 +229,7 @@ def measure(
         if device:
             m.device_samples_ms.append(device)
         m.contention.append(busy)
-        m.stop_reason = _done(m, p, (clock() - t_start) / 1e9)
+        m.stop_reason = stopping_reason(m, p, (clock() - t_start) / 1e9)
         if on_round:
             on_round(m)
     m.wall_s = (clock() - t_start) / 1e9

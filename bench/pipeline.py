@@ -21,7 +21,7 @@ from bench.measure import ContentionProbe, Measurement, Protocol, get_protocol, 
 from bench.results import FAILED, OK, LatencyResult
 from bench.stats import summarize
 from bench.store import Run, RunWriter, load_run, new_run_id, now_iso, run_path
-from devices.base import (ExternalMeasurement, RunnerOptions, availability, get_device, make_runner,
+from devices.base import (ExternalMeasurement, RunnerOptions, get_device, make_runner, runner_availability,
                           runners_for)
 from exporters.base import ExportRequest, get_exporter
 
@@ -76,7 +76,7 @@ def plan_cells(cfg: SuiteConfig) -> list[Cell]:
 def check_devices(cfg: SuiteConfig) -> None:
     """Refuse up front, in one line, a device this host cannot run."""
     for name in cfg.devices:
-        avail = availability(name)
+        avail = runner_availability(name, cfg.options_for(name).get("via"))
         if not avail.can_run:
             hint = ""
             if avail.status == "export-only":
@@ -198,6 +198,9 @@ def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = 
     else:
         run = Run(run_id=new_run_id(), created=now_iso(), command=command, config=cfg.to_dict(),
                   env=envmod.capture(threads))
+        if any(get_device(d).kind == "gpu" for d in cfg.devices):
+            from devices.gpu import gpu_env
+            run.env["gpu"] = gpu_env()
         path = run_path(cfg.out_dir, run.run_id)
         done = set()
     cells = [c for c in plan_cells(cfg) if c.key not in done]

@@ -98,7 +98,7 @@ DEVICES: dict[str, Device] = {
     "torch": Device("torch", "PyTorch eager on the CPU, fp32", None, "devices.torch_cpu:TorchCpuRunner",
                     ("torch",), None, "cpu", "torch", "fp32"),
     "trt": Device("trt", "TensorRT engine, fp16, on an NVIDIA GPU", "tensorrt", "devices.trt:TrtRunner",
-                  ("tensorrt", "cuda"), "trt", "gpu", "tensorrt", "fp16", check="devices.gpu:check_trt"),
+                  ("tensorrt", "torch"), "trt", "gpu", "tensorrt", "fp16", check="devices.gpu:check_trt"),
     "cuda": Device("cuda", "PyTorch fp16 on CUDA, channels-last", None, "devices.cuda:CudaRunner",
                    ("torch",), "cuda", "gpu", "torch-cuda", "fp16", check="devices.gpu:check_cuda"),
     "coreml": Device("coreml", "Core ML fp16 (ML Program) on macOS", "coreml", "devices.coreml:CoreMLRunner",
@@ -159,16 +159,17 @@ def make_runner(path: str, options: RunnerOptions) -> RunnerBase:
     return cls(options)
 
 
-# Alternative runners of a device, selected by its `via` option: label -> "module:Class".
-ALTERNATIVE_RUNNERS: dict[str, dict[str, str]] = {
-    "trt": {"trtexec": "devices.trtexec:TrtexecRunner"},
+# Alternative runners of a device, selected by its `via` option: label -> ("module:Class", availability check).
+ALTERNATIVE_RUNNERS: dict[str, dict[str, tuple[str, str]]] = {
+    # trtexec needs neither the tensorrt Python package nor a CUDA build of torch: its own check.
+    "trt": {"trtexec": ("devices.trtexec:TrtexecRunner", "devices.gpu:check_trtexec")},
 }
 
 
 def runners_for(name: str, via: str | None) -> list[tuple[str, str]]:
     """(label, "module:Class") of each runner to measure a device with: its own, an alternative, or both."""
     device = get_device(name)
-    alternatives = ALTERNATIVE_RUNNERS.get(name, {})
+    alternatives = {label: path for label, (path, _check) in ALTERNATIVE_RUNNERS.get(name, {}).items()}
     if via in (None, "runtime"):
         return [(device.label, device.runner)]
     if via == "both":
@@ -177,6 +178,20 @@ def runners_for(name: str, via: str | None) -> list[tuple[str, str]]:
         raise UserError(f"device {name} has no runner {via!r}; use runtime"
                         + "".join(f", {k}" for k in alternatives) + (", both" if alternatives else ""))
     return [(via, alternatives[via])]
+
+
+def runner_availability(name: str, via: str | None) -> Availability:
+    """Whether the runners that `via` selects can run here: the device's own check, an alternative's, or both."""
+    checks = []
+    if via in (None, "runtime", "both"):
+        checks.append(availability(name))
+    for label, (_path, check) in ALTERNATIVE_RUNNERS.get(name, {}).items():
+        if via in (label, "both"):
+            try:
+                checks.append(_call(check)())
+            except Exception as e:
+                checks.append(Availability("unavailable", f"availability check failed: {type(e).__name__}: {e}"))
+    return next((a for a in checks if not a.can_run), Availability("available"))
 
 
 @dataclass

@@ -11,10 +11,20 @@ PRECISIONS = {"fp16": "float16", "fp32": "float32"}
 DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)
 
 
+def model_input_shape(model) -> tuple[int, ...]:
+    """The input size the zoo declares for a model it built (all 224x224 today), else 1x3x224x224."""
+    info = getattr(model, "build_info", None)
+    if info is None:
+        return DEFAULT_INPUT_SHAPE
+    from bench.zoo import resolve
+
+    return tuple(resolve(info.name).input_size)
+
+
 class CudaRunner(RunnerBase):
     """Options (RunnerOptions.extra): `cuda_graph` (default false), `precision` (fp16 | fp32, default fp16),
     `cudnn_benchmark` (default true: cuDNN times its convolution algorithms once per shape and keeps the
-    fastest, as TensorRT's tactic selection does), `input_shape` (default 1x3x224x224), `gpu` (default 0)."""
+    fastest, as TensorRT's tactic selection does), `input_shape` (default: the zoo's input size for the model), `gpu` (default 0)."""
 
     supports_output = True
 
@@ -26,7 +36,7 @@ class CudaRunner(RunnerBase):
         self.precision = str(extra.get("precision", "fp16")).lower()
         if self.precision not in PRECISIONS:
             raise UserError(f"cuda precision {self.precision!r} is not supported; use fp16 or fp32")
-        self.input_shape = tuple(int(d) for d in extra.get("input_shape", DEFAULT_INPUT_SHAPE))
+        self.input_shape = tuple(int(d) for d in extra["input_shape"]) if "input_shape" in extra else None
         self.index = int(extra.get("gpu", 0))
         self.model = None
         self._graph = None
@@ -41,8 +51,9 @@ class CudaRunner(RunnerBase):
         device = torch.device("cuda", self.index)
         dtype = getattr(torch, PRECISIONS[self.precision])
         self.model = model.eval().to(device=device, dtype=dtype, memory_format=torch.channels_last)
+        shape = self.input_shape or model_input_shape(model)
         gen = torch.Generator().manual_seed(0)
-        self.x = torch.randn(self.input_shape, generator=gen).to(device=device, dtype=dtype) \
+        self.x = torch.randn(shape, generator=gen).to(device=device, dtype=dtype) \
             .contiguous(memory_format=torch.channels_last)
         self.stream = torch.cuda.Stream(device=device)
         self._start = torch.cuda.Event(enable_timing=True)

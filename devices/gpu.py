@@ -114,7 +114,8 @@ class _NvmlUnavailable(Exception):
 
 @contextmanager
 def _nvml():
-    """pynvml, initialized; raises _NvmlUnavailable(reason) where NVML cannot be used."""
+    """pynvml, initialized; raises _NvmlUnavailable(reason) where NVML cannot be used, at init or in the body
+    (a device index past the last GPU, a GPU fallen off the bus)."""
     if importlib.util.find_spec("pynvml") is None:
         raise _NvmlUnavailable(NO_PYNVML)
     import pynvml
@@ -125,6 +126,8 @@ def _nvml():
         raise _NvmlUnavailable(nvml_failure_reason(type(e).__name__, str(e))) from None
     try:
         yield pynvml
+    except pynvml.NVMLError as e:
+        raise _NvmlUnavailable(nvml_failure_reason(type(e).__name__, str(e))) from None
     finally:
         try:
             pynvml.nvmlShutdown()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -389,6 +388,13 @@ def _source(target, extra: dict) -> tuple[Path, str, str, str, int]:
     return path, sha256_of(path), path.stem, precision, opt_level
 
 
+def _cache_root(target) -> Path | None:
+    """The suite's cache folder, from an artifact that lives in it (`<cache>/<target>/<model>-<key>/<file>`,
+    as `cached_export` lays it out), so trtexec's engines sit beside ours."""
+    path = getattr(target, "path", None)
+    return Path(path).parents[2] if path and getattr(target, "cache_key", "") else None
+
+
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
@@ -417,36 +423,41 @@ class TrtexecRunner(RunnerBase):
     def load(self, target) -> None:
         from bench.fileio import default_cache_dir
         from devices.gpu import GpuIdentity, gpu_env, gpu_identity
-        from exporters.tensorrt import timing_cache_path
 
         onnx, onnx_sha, model, self.precision, self.opt_level = _source(target, self.extra)
         self.exe = find_trtexec(self.extra.get("trtexec"))
         help_proc = _run([self.exe, "--help"], timeout=120)
         self.help = parse_help(help_proc.stdout + help_proc.stderr)
         check_core_flags(self.help)
-        try:
-            gpu = gpu_identity(int(self.extra.get("gpu", 0)))
+        try:  # trtexec runs on CUDA device 0 (after CUDA_VISIBLE_DEVICES), as the other GPU runners by default
+            gpu = gpu_identity(0)
         except MissingBackendError:  # trtexec will say what it runs on; the key then names no GPU
             gpu = GpuIdentity("unknown-gpu", "unknown")
-        cache_dir = Path(self.extra.get("cache_dir") or default_cache_dir())
+        cache_dir = Path(self.extra.get("cache_dir") or _cache_root(target) or default_cache_dir())
         version = self.help.version or "unknown"
         key = engine_key(onnx_sha, version, gpu.name, gpu.compute_capability, self.precision, self.opt_level)
         entry = cache_dir / "trtexec" / f"{model}-{key}"
         self.engine = entry / "model.engine"
-        record = read_json(entry / "build.json")
         self._info = {"runner": "trtexec", "trtexec": self.exe, "tensorrt": version, "onnx": str(onnx),
                       "onnx_sha256": onnx_sha, "engine": str(self.engine), "gpu": gpu_env(0)}
-        if record and self.engine.exists():
-            self._info.update(engine_cached=True, build=record)
-            return
+        record = read_json(entry / "build.json")
+        cached = bool(record) and self.engine.exists()
+        if not cached:
+            from exporters.tensorrt import timing_cache_path
+
+            cache = timing_cache_path(cache_dir, gpu.name, gpu.compute_capability, version, tool="trtexec")
+            record = self._build(onnx, entry, cache)
+        self._info.update(engine_cached=cached, build=record)
+
+    def _build(self, onnx: Path, entry: Path, timing_cache: Path) -> dict:
+        """Build with trtexec into a scratch folder renamed into the cache: a failure leaves no half entry."""
         settings = TrtexecSettings(precision=self.precision, opt_level=self.opt_level)
         entry.parent.mkdir(parents=True, exist_ok=True)
+        timing_cache.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
         try:
-            cache = timing_cache_path(cache_dir, gpu.name, gpu.compute_capability, version)
-            cache.parent.mkdir(parents=True, exist_ok=True)
             args, notes = build_command(self.exe, onnx, scratch / "model.engine", scratch / "layers.json",
-                                        cache, settings, self.help)
+                                        timing_cache, settings, self.help)
             t0 = time.perf_counter()
             proc = _run(args, timeout=float(self.extra.get("build_timeout_s", self.BUILD_TIMEOUT_S)))
             log = parse_log(proc.stdout + proc.stderr)
@@ -464,13 +475,13 @@ class TrtexecRunner(RunnerBase):
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        self._info.update(engine_cached=False, build=record)
+        return record
 
     def infer(self) -> float | None:
         raise RuntimeError("trtexec measures on its own: call measure_external(protocol), not infer()")
 
     def measure_external(self, protocol: Protocol) -> ExternalMeasurement:
-        from bench.measure import Measurement, _done  # the engine's own stopping rule, shared
+        from bench.measure import Measurement, stopping_reason  # the engine's own stopping rule, shared
         from devices.gpu import gpu_snapshot
 
         s = settings_for(protocol, self.extra, self.precision, self.opt_level)
@@ -494,7 +505,7 @@ class TrtexecRunner(RunnerBase):
                 rounds.append(times)
                 logs.append(log)
                 m.samples_ms.append(list(times.latency_ms))
-                m.stop_reason = _done(m, protocol, time.perf_counter() - t_start)
+                m.stop_reason = stopping_reason(m, protocol, time.perf_counter() - t_start)
         info = {**self._info, "settings": asdict(s), "run_command": args, "flag_notes": flag_notes,
                 "device_reported": {k: logs[0].get(k) for k in ("device", "device_uuid", "compute_capability")},
                 "gpu_before": before, "gpu_after": gpu_snapshot(0)}

@@ -90,10 +90,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def timing_cache_path(cache_dir: Path, gpu_name: str, compute_capability: str, trt_version: str) -> Path:
+def timing_cache_path(cache_dir: Path, gpu_name: str, compute_capability: str, trt_version: str,
+                      tool: str = TARGET) -> Path:
     """One timing cache per GPU model and TensorRT version, shared by every model built there: a cache is
-    only valid for the device and version that measured it."""
-    return (Path(cache_dir) / TARGET / "timing-caches" /
+    only valid for the device and version that measured it. trtexec keeps its own (`tool="trtexec"`)."""
+    return (Path(cache_dir) / tool / "timing-caches" /
             f"{_slug(gpu_name)}-sm{compute_capability.replace('.', '')}-trt{trt_version}.cache")
 
 

@@ -37,6 +37,17 @@ def test_options_are_read_and_checked():
         CudaRunner(opts(precision="int8"))
 
 
+def test_cuda_input_shape_comes_from_the_zoo():
+    from torch import nn
+
+    from bench.zoo import create_model
+    from devices.cuda import model_input_shape
+
+    assert model_input_shape(create_model("mobileone_s0")) == (1, 3, 224, 224)
+    assert model_input_shape(nn.Conv2d(3, 8, 3)) == (1, 3, 224, 224)
+    assert CudaRunner(opts()).input_shape is None
+
+
 def test_runners_follow_the_protocol():
     for r in (TrtRunner(opts()), CudaRunner(opts())):
         assert isinstance(r, Runner) and r.supports_output and not r.external

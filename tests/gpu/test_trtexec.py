@@ -1,7 +1,6 @@
 """devices/trtexec.py: help -> flags, the command lines, the --exportTimes and text parsers on fixtures in
 trtexec's documented formats, ExternalMeasurement, and the runner's orchestration over a stand-in trtexec."""
 import json
-import os
 import shutil
 import stat
 from pathlib import Path
@@ -263,7 +262,7 @@ def test_runner_failures_are_reported_and_leave_no_half_entry(fake, tmp_path, mo
     monkeypatch.setenv("FAKE_TRTEXEC_FAIL", "build")
     with pytest.raises(RuntimeError, match="engine build failed .*Failed to parse ONNX model"):
         _runner(exe, cache).load(onnx)
-    assert list((cache / "trtexec").iterdir()) == []
+    assert [p.name for p in (cache / "trtexec").iterdir()] == ["timing-caches"]  # no engine entry, no scratch
     monkeypatch.setenv("FAKE_TRTEXEC_FAIL", "run")
     r = _runner(exe, cache)
     monkeypatch.delenv("FAKE_TRTEXEC_FAIL")
@@ -271,6 +270,22 @@ def test_runner_failures_are_reported_and_leave_no_half_entry(fake, tmp_path, mo
     monkeypatch.setenv("FAKE_TRTEXEC_FAIL", "run")
     with pytest.raises(RuntimeError, match="round 1 failed .*Error opening engine file"):
         r.measure_external(get_protocol("quick"))
+
+
+def test_engines_go_to_the_suite_cache(fake, tmp_path):
+    """Given a cached ONNX artifact, trtexec's engine sits in the same cache folder as the artifact."""
+    from exporters.base import ExportArtifact
+
+    exe, _ = fake
+    suite_cache = tmp_path / "suite-cache"
+    onnx = suite_cache / "onnx" / "mobileone_s0-0123abcd" / "model.onnx"
+    onnx.parent.mkdir(parents=True)
+    onnx.write_bytes(b"stand-in onnx bytes")
+    art = ExportArtifact("mobileone_s0", "onnx", "fp32", str(onnx), "input", (1, 3, 224, 224), "float32", "logits",
+                         "f" * 64, "0123abcd")
+    r = tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe)}))
+    r.load(art)
+    assert Path(r.info()["engine"]).is_relative_to(suite_cache / "trtexec")
 
 
 def test_runner_refuses_non_onnx(tmp_path, fake):
