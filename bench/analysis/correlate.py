@@ -222,18 +222,42 @@ def gflops_frame(cells: pd.DataFrame) -> pd.DataFrame:
     return data[cols].reset_index(drop=True)
 
 
+ABLATION_COLUMNS = ["device_key", "device_label", "env_label", "model", "paper_name", "order", "deploy_ms",
+                    "deploy_ci_low_ms", "deploy_ci_high_ms", "train_ms", "train_ci_low_ms", "train_ci_high_ms",
+                    "speedup"]
+
+
 def ablation_frame(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per (device key, model) measured in both forms: deploy and train latency, and train / deploy."""
+    """Per (device key, model) measured in both forms: deploy and train latency with their CIs, and
+    train / deploy (how much the reparameterization saves)."""
     ok = cells[(cells["status"] == "ok") & cells["latency_ms"].notna()]
-    wide = ok.pivot_table(index=["device_key", "model"], columns="form", values="latency_ms", aggfunc="first")
-    if "deploy" not in wide or "train" not in wide:
-        return pd.DataFrame(columns=["device_key", "device_label", "env_label", "model", "paper_name", "order",
-                                     "deploy_ms", "train_ms", "speedup"])
-    wide = wide.dropna(subset=["deploy", "train"]).reset_index()
-    meta = ok.drop_duplicates(["device_key", "model"])[["device_key", "model", "device_label", "env_label",
-                                                         "paper_name", "order"]]
-    out = wide.merge(meta, on=["device_key", "model"]).rename(columns={"deploy": "deploy_ms", "train": "train_ms"})
+    deploy = ok[ok["form"] == "deploy"].set_index(["device_key", "model"])
+    train = ok[ok["form"] == "train"].set_index(["device_key", "model"])
+    both = deploy.index.intersection(train.index)
+    if len(both) == 0:
+        return pd.DataFrame(columns=ABLATION_COLUMNS)
+    d, t = deploy.loc[both], train.loc[both]
+    out = pd.DataFrame({
+        "device_label": d["device_label"], "env_label": d["env_label"], "paper_name": d["paper_name"],
+        "order": d["order"], "deploy_ms": d["latency_ms"].astype(float),
+        "deploy_ci_low_ms": pd.to_numeric(d["ci_low_ms"], errors="coerce"),
+        "deploy_ci_high_ms": pd.to_numeric(d["ci_high_ms"], errors="coerce"),
+        "train_ms": t["latency_ms"].astype(float),
+        "train_ci_low_ms": pd.to_numeric(t["ci_low_ms"], errors="coerce"),
+        "train_ci_high_ms": pd.to_numeric(t["ci_high_ms"], errors="coerce")}).reset_index()
     out["speedup"] = out["train_ms"] / out["deploy_ms"]
-    return out.sort_values(["device_key", "order"]).reset_index(drop=True)[
-        ["device_key", "device_label", "env_label", "model", "paper_name", "order", "deploy_ms", "train_ms",
-         "speedup"]]
+    return out.sort_values(["device_key", "order"]).reset_index(drop=True)[ABLATION_COLUMNS]
+
+
+def analysis_frames(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Everything `bench analyze` reports, as frames (the CLI only prints them)."""
+    wide = latency_series(cells, with_paper=True)
+    rho, n = rank_agreement(wide)
+    return {"complexity": complexity_correlations(cells), "paper_agreement": paper_agreement(cells),
+            "rank_agreement_rho": rho, "rank_agreement_n": n, "gflops": gflops_frame(cells),
+            "ablation": ablation_frame(cells)}
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """JSON-ready rows: NaN and NA as None."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")

@@ -150,9 +150,10 @@ def _env_labels(frame: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def models_frame(names) -> pd.DataFrame:
-    """One row per model in the paper's order: names, family, top-1, deploy-form params and MACs counted by the
-    zoo, and the paper's latency on each of its platforms (paper_<platform> columns)."""
+def models_frame(names, known: dict[str, tuple[float, float]] | None = None) -> pd.DataFrame:
+    """One row per model in the paper's order: names, family, top-1, deploy-form params and MACs, and the
+    paper's latency on each of its platforms (paper_<platform> columns). Params and MACs are those recorded
+    with the results (`known`: model -> (params M, MACs M)), else counted by the zoo (cached on disk)."""
     from bench.reference import PAPER_PLATFORMS
     from bench.zoo import registry, spec_complexity
 
@@ -161,9 +162,13 @@ def models_frame(names) -> pd.DataFrame:
     rows = []
     for name in sorted(set(names), key=lambda n: order.get(n, len(order))):
         spec = reg[name]
-        c = spec_complexity(name)
+        if known and name in known:
+            params_m, macs_m = known[name]
+        else:
+            c = spec_complexity(name)
+            params_m, macs_m = c.params_m, c.macs_m
         row = {"model": name, "paper_name": spec.paper_name, "family": spec.family, "order": order[name],
-               "top1": spec.top1, "params_m": c.params_m, "macs_m": c.macs_m, "in_study": spec.in_study,
+               "top1": spec.top1, "params_m": params_m, "macs_m": macs_m, "in_study": spec.in_study,
                "mobileone": spec.family.startswith("mobileone")}
         for platform in PAPER_PLATFORMS:
             row[f"paper_{platform}"] = spec.paper_latency_ms.get(platform)
@@ -264,5 +269,7 @@ def load_dataset(results: list[str] | None, default_dir: Path, *, paper: bool = 
 
     runs = load_runs(result_files(results, default_dir))
     selected = select_newest(cells_frame(runs), keep_all=keep_all)
-    models = models_frame(selected["model"].unique())
+    recorded = selected.dropna(subset=["params_m", "macs_m"]).drop_duplicates("model")
+    known = {m: (float(p), float(c)) for m, p, c in zip(recorded["model"], recorded["params_m"], recorded["macs_m"])}
+    models = models_frame(selected["model"].unique(), known)
     return Dataset(latency_frame(selected, models), models, source_tag(runs), False)

@@ -21,7 +21,7 @@ FLAG_MEANING = {"contended": "contended = other processes loaded the CPU during 
 class Column:
     header: str  # as a reader sees it
     field: str  # the frame column it shows
-    kind: str  # text | num1 | num2 | num0 | latency | ratio
+    kind: str  # text | num0 | num1 | num2 | ms | latency | ratio
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,83 +39,95 @@ def fmt_ms(v) -> str:
     return f"{v:.1f}" if abs(v) >= 100 else f"{v:.2f}"
 
 
+def _text(series: pd.Series) -> pd.Series:
+    """Strings, with '' where there is nothing (a column of only missing values is float in pandas)."""
+    return series.astype(object).where(series.notna(), "")
+
+
 def _isnan(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def build_table(cells: pd.DataFrame, models: pd.DataFrame, *, sort: str | None = None,
                 paper: bool = False) -> LatencyTable:
-    """Rows: the models in the paper's order. Columns: top-1, params, MACs, then per device column our latency
-    (with its 95% CI), its ratio to the paper's figure, and the paper's figure for the matching platform
-    (once per platform, after the devices compared with it)."""
+    """Rows: the models in the paper's order. Columns: top-1, params, MACs, then per device our latency with its
+    95% CI and its ratio to the paper's figure, and the paper's figure for the matching platform (once, after
+    the last device compared with it). Train-form results add a column and their ratio to the deploy form."""
+    from bench.reference import PAPER_PLATFORMS
+
     models = models.sort_values("order")
     frame = models[["model", "paper_name", "top1", "params_m", "macs_m"]].reset_index(drop=True).copy()
     columns = [Column("model", "paper_name", "text"), Column("top-1 (%)", "top1", "num1"),
                Column("params (M)", "params_m", "num2"), Column("MACs (M)", "macs_m", "num0")]
     footnotes: list[str] = []
-    errors: dict[str, int] = {}
+    errors: dict[str, int] = {}  # failure reason -> footnote number
     flagged: set[str] = set()
-    order = device_order(cells)
-    groups = [(k, f) for k in order for f in ("deploy", "train")
+    groups = [(k, f) for k in device_order(cells) for f in ("deploy", "train")
               if ((cells["device_key"] == k) & (cells["form"] == f)).any()]
-    platforms_done: set[str] = set()
+    platform_of = {(k, f): _platform(cells, k) if f == "deploy" else None for k, f in groups}
+    last_of_platform = {p: i for i, (k, f) in enumerate(groups) if (p := platform_of[(k, f)])}
     for i, (key, form) in enumerate(groups):
         g = cells[(cells["device_key"] == key) & (cells["form"] == form)].set_index("model")
         first = g.iloc[0]
         label = first["device_label"] + (", train form" if form == "train" else "")
-        platform = first["platform"] if form == "deploy" and isinstance(first["platform"], str) else None
-        idx = frame["model"]
-        frame[f"{label} ms"] = idx.map(g["latency_ms"]).astype(float)
-        frame[f"{label} ci_low"] = idx.map(g["ci_low_ms"]).astype(float)
-        frame[f"{label} ci_high"] = idx.map(g["ci_high_ms"]).astype(float)
-        frame[f"{label} status"] = idx.map(g["status"]).fillna("")
-        frame[f"{label} error"] = idx.map(g["error"]).fillna("")
-        flags = idx.map(g["flags"]).fillna("") if "flags" in g else pd.Series("", index=frame.index)
-        frame[f"{label} flags"] = flags
-        stat = str(first.get("statistic") or "median") if first["source"] != "paper" else "as published"
-        header = label if first["source"] == "paper" else f"{label} ({stat}, 95% CI)"
-        columns.append(Column(f"{header} (ms)" if first["source"] == "paper" else header, label, "latency"))
-        if first["source"] != "paper":
-            protocols = ", ".join(sorted({p for p in g.get("protocol", pd.Series(dtype=str)).dropna() if p}))
-            footnotes.append(f"{label}: {first['env_label']}" + (f"; protocol {protocols}" if protocols else ""))
-        else:
+        flagged |= _latency_columns(frame, g, label, errors)
+        if first["source"] == "paper":
+            columns.append(Column(f"{label} (ms)", label, "latency"))
             footnotes.append(f"{label}: {first['env_label']}")
-        notes = {}
-        for model, row in g.iterrows():
-            if row["status"] == "failed":
-                reason = f"{row['error'] or 'no reason recorded'}" + (
-                    f" (at {row['error_stage']})" if row.get("error_stage") else "")
-                notes[model] = errors.setdefault(reason, len(errors) + 1)
-            flagged.update(f for f in FLAGS_MARKED if f in str(row.get("flags") or ""))
-        frame[f"{label} note"] = idx.map(notes).astype("Int64")
+            continue
+        stats = g["statistic"].dropna()
+        columns.append(Column(f"{label} ({stats.iloc[0] if len(stats) else 'median'}, 95% CI)", label, "latency"))
+        protocols = ", ".join(sorted({p for p in g["protocol"].dropna() if p})) if "protocol" in g else ""
+        footnotes.append(f"{label}: {first['env_label']}" + (f"; protocol {protocols}" if protocols else ""))
         deploy_col = f"{first['device_label']} ms"
         if form == "train" and deploy_col in frame:
             frame[f"{label} / deploy"] = frame[f"{label} ms"] / frame[deploy_col]
-            columns.append(Column(f"train / deploy", f"{label} / deploy", "ratio"))
+            columns.append(Column("train / deploy", f"{label} / deploy", "ratio"))
+        platform = platform_of[(key, form)]
         if platform:
-            paper_col = f"paper {PLATFORM_SHORT[platform]} ms"
-            frame[paper_col] = models.set_index("model")[f"paper_{platform}"].reindex(idx).astype(float).values
+            short = PLATFORM_SHORT[platform]
+            paper_col = f"paper {short} ms"
+            frame[paper_col] = models.set_index("model")[f"paper_{platform}"].reindex(frame["model"]) \
+                .astype(float).values
             frame[f"{label} / paper"] = frame[f"{label} ms"] / frame[paper_col]
             columns.append(Column(f"{label} / paper", f"{label} / paper", "ratio"))
-            following = {cells.loc[cells["device_key"] == k, "platform"].iloc[0] if f == "deploy" else None
-                         for k, f in groups[i + 1:]}
-            if platform not in following and platform not in platforms_done:
-                from bench.reference import PAPER_PLATFORMS
-                columns.append(Column(f"paper {PLATFORM_SHORT[platform]} (ms)", paper_col, "num2"))
-                footnotes.append(f"paper {PLATFORM_SHORT[platform]}: {PAPER_PLATFORMS[platform]}, "
-                                 "MobileOne paper Table 1")
-                platforms_done.add(platform)
-    frame = _sorted(frame, columns, sort)
-    notes = []
-    for reason, n in errors.items():
-        notes.append(f"[{n}] failed: {reason}")
+            if last_of_platform[platform] == i:
+                columns.append(Column(f"paper {short} (ms)", paper_col, "ms"))
+                footnotes.append(f"paper {short}: {PAPER_PLATFORMS[platform]}, MobileOne paper Table 1")
+    notes = [f"[{n}] failed: {reason}" for reason, n in errors.items()]
     if flagged:
-        seen = [FLAG_MEANING[f] for f in FLAGS_MARKED if f in flagged]
-        notes.append("* flagged while measuring: " + "; ".join(seen) + " (details in the run file)")
+        notes.append("* flagged while measuring: " + "; ".join(FLAG_MEANING[f] for f in FLAGS_MARKED
+                                                              if f in flagged) + " (details in the run file)")
     title = ("MobileOne paper, Table 1: top-1 and latency per platform, with params and MACs of the deploy form "
              "counted here" if paper else
              "Latency (ms) with 95% CI, next to the MobileOne paper's Table 1 (ratio = ours / paper)")
-    return LatencyTable(title, frame, tuple(columns), tuple(footnotes + notes))
+    return LatencyTable(title, _sorted(frame, columns, sort), tuple(columns), tuple(footnotes + notes))
+
+
+def _platform(cells: pd.DataFrame, key: str) -> str | None:
+    p = cells.loc[cells["device_key"] == key, "platform"].iloc[0]
+    return p if isinstance(p, str) else None
+
+
+def _latency_columns(frame: pd.DataFrame, g: pd.DataFrame, label: str, errors: dict[str, int]) -> set[str]:
+    """Add one device column's values (latency, CI, status, error, flags, footnote number) to the frame;
+    number new failure reasons in `errors`; return the flags seen."""
+    idx = frame["model"]
+    frame[f"{label} ms"] = idx.map(g["latency_ms"]).astype(float)
+    frame[f"{label} ci_low"] = idx.map(g["ci_low_ms"]).astype(float)
+    frame[f"{label} ci_high"] = idx.map(g["ci_high_ms"]).astype(float)
+    frame[f"{label} status"] = _text(idx.map(g["status"]))
+    frame[f"{label} error"] = _text(idx.map(g["error"]))
+    frame[f"{label} flags"] = _text(idx.map(g["flags"])) if "flags" in g else ""
+    notes, flagged = {}, set()
+    for model, row in g.iterrows():
+        if row["status"] == "failed":
+            reason = (row["error"] or "no reason recorded") + (
+                f" (at {row['error_stage']})" if row.get("error_stage") else "")
+            notes[model] = errors.setdefault(reason, len(errors) + 1)
+        flagged.update(f for f in FLAGS_MARKED if f in str(row.get("flags") or ""))
+    frame[f"{label} note"] = idx.map(notes).astype("Int64")
+    return flagged
 
 
 def _norm(text: str) -> str:
@@ -126,20 +138,27 @@ SORT_ALIASES = {"order": None, "paper": None, "model": "paper_name", "name": "pa
                 "params": "params_m", "macs": "macs_m", "flops": "macs_m"}
 
 
+def _sort_names(columns: list[Column]) -> dict[str, str]:
+    """What --sort accepts for each shown column (its short name, header or field) -> the frame column."""
+    names: dict[str, str] = {}
+    for c in columns[4:]:
+        target = c.field + " ms" if c.kind == "latency" else c.field
+        short = c.header.split(" (")[0]
+        for name in (short, c.header, c.field, c.field.removesuffix(" ms")):
+            names.setdefault(_norm(name), target)
+    return names
+
+
 def _sorted(frame: pd.DataFrame, columns: list[Column], sort: str | None) -> pd.DataFrame:
+    """Rows by a column, smallest first, missing values last; the paper's order by default."""
     if sort is None or _norm(sort) in ("order", "paper"):
         return frame
-    target = SORT_ALIASES.get(_norm(sort))
-    if target is None:
-        choices = {_norm(c.header): c.field for c in columns}
-        choices.update({_norm(c.field): c.field for c in columns})
-        target = choices.get(_norm(sort))
-        if target is not None and target + " ms" in frame:
-            target = target + " ms"
+    names = _sort_names(columns)
+    target = SORT_ALIASES.get(_norm(sort)) or names.get(_norm(sort))
     if target is None or target not in frame:
-        names = ["order", "model", "top1", "params", "macs"] + [c.field for c in columns[4:]]
+        shown = ["order", "model", "top1", "params", "macs"] + [c.header.split(" (")[0] for c in columns[4:]]
         raise UserError(f"--sort {sort!r} is not a column of this table; use one of: "
-                        + ", ".join(dict.fromkeys(names)))
+                        + ", ".join(dict.fromkeys(shown)))
     return frame.sort_values(target, kind="stable", na_position="last").reset_index(drop=True)
 
 
@@ -162,6 +181,8 @@ def _cell_text(table: LatencyTable, row, col: Column, latex: bool = False) -> st
         return text
     if _isnan(v):
         return ""
+    if col.kind == "ms":
+        return fmt_ms(v)
     if col.kind == "ratio":
         return f"{v:.2f}x" if not latex else f"{v:.2f}$\\times$"
     digits = {"num0": 0, "num1": 1, "num2": 2}[col.kind]
