@@ -93,7 +93,7 @@ def _type_name(t) -> str:
     return getattr(t, "__name__", str(t))
 
 
-def _check_value(key: str, value: Any, typ: type, allowed: tuple | None) -> Any:
+def check_value(key: str, value: Any, typ: type, allowed: tuple | None) -> Any:
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if typ is int and isinstance(value, bool) or not isinstance(value, typ):
@@ -107,14 +107,14 @@ def _check_value(key: str, value: Any, typ: type, allowed: tuple | None) -> Any:
 def _protocol_value(key: str, value: Any) -> Any:
     annotation = PROTOCOL_KEYS[key]
     if "bool" in str(annotation):
-        return _check_value(f"protocol.{key}", value, bool, None)
+        return check_value(f"protocol.{key}", value, bool, None)
     if "int" in str(annotation) and "float" not in str(annotation):
         if value is None and "None" in str(annotation):
             return None
-        return _check_value(f"protocol.{key}", value, int, None)
+        return check_value(f"protocol.{key}", value, int, None)
     if value is None and "None" in str(annotation):
         return None
-    value = _check_value(f"protocol.{key}", value, float, None)
+    value = check_value(f"protocol.{key}", value, float, None)
     if value < 0:
         raise UserError(f"protocol.{key} = {value!r} must be >= 0")
     return value
@@ -155,7 +155,7 @@ def validate(cfg: SuiteConfig) -> SuiteConfig:
             if spec is None:
                 allowed = ", ".join(DEVICE_OPTIONS[device]) or "none"
                 raise UserError(f"devices.{device}.{key} is not an option of {device}; allowed: {allowed}")
-            _check_value(f"devices.{device}.{key}", value, spec[0], spec[1])
+            check_value(f"devices.{device}.{key}", value, spec[0], spec[1])
     return cfg
 
 
@@ -178,7 +178,7 @@ def parse_toml(text: str, source: str) -> SuiteConfig:
     kw: dict[str, Any] = {}
     for key in ("models", "protocol", "out", "cache", "form", "activation", "weights"):
         if key in suite:
-            kw[key] = _check_value(f"suite.{key}", suite[key], str, None)
+            kw[key] = check_value(f"suite.{key}", suite[key], str, None)
     if "devices" in suite:
         devs = suite["devices"]
         devs = [devs] if isinstance(devs, str) else devs
@@ -234,3 +234,34 @@ def with_cli(cfg: SuiteConfig, **flags) -> SuiteConfig:
     if changes.get("threads") == "auto":
         changes["threads"] = None
     return validate(replace(cfg, **changes))
+
+
+def _parse_scalar(text: str):
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def parse_option_flags(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """`--option DEVICE.KEY=VALUE` flags -> {device: {key: value}}, each checked against DEVICE_OPTIONS."""
+    out: dict[str, dict[str, Any]] = {}
+    for opt in items or []:
+        dev, _, rest = opt.partition(".")
+        key, eq, value = rest.partition("=")
+        if not eq or not key:
+            raise UserError(f"--option {opt!r} must look like DEVICE.KEY=VALUE (e.g. coreml.compute_units=CPU_AND_NE)")
+        out.setdefault(dev, {})[key] = _parse_scalar(value)
+    for dev, options in out.items():
+        if dev not in DEVICE_OPTIONS:
+            raise UserError(f"--option {dev}.*: unknown device {dev!r}; known devices: {', '.join(DEVICE_OPTIONS)}")
+        for key, value in options.items():
+            spec = DEVICE_OPTIONS[dev].get(key)
+            if spec is None:
+                allowed = ", ".join(DEVICE_OPTIONS[dev]) or "none"
+                raise UserError(f"devices.{dev}.{key} is not an option of {dev}; allowed: {allowed}")
+            check_value(f"devices.{dev}.{key}", value, spec[0], spec[1])
+    return out

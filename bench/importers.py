@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import math
 import re
@@ -63,6 +62,8 @@ def _err(source: str, line: int | None, problem: str) -> UserError:
 
 
 def _number(text, source: str, line: int, what: str, positive: bool = True) -> float:
+    if isinstance(text, str) and text.strip().lower().endswith("ms"):  # "0.812 ms" as a person writes it
+        text = text.strip()[:-2]
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -349,7 +350,8 @@ def _json_cell(obj, line: int, source: str, statistic: str, trim: int) -> Import
             raise _err(source, line, f"{name}: an empty round in samples_ms")
         samples = tuple(tuple(_number(v, source, line, f"{name}: a sample") for v in r) for r in rounds)
         if stat not in SAMPLE_STATISTICS:
-            raise _err(source, line, f"{name}: statistic {stat!r} for samples; use one of {', '.join(SAMPLE_STATISTICS)}")
+            raise _err(source, line, f"{name}: statistic {stat!r} for samples; "
+                                     f"use one of {', '.join(SAMPLE_STATISTICS)}")
         for key in ("count", "rounds", "min_ms", "max_ms", "mean_ms", "median_ms", "p90_ms", "std_ms"):
             if key in obj:
                 raise _err(source, line, f"{name}: {key} is computed from samples_ms; leave it out")
@@ -431,6 +433,8 @@ def parse(text: str, fmt: str, source: str, statistic: str | None = None, trim: 
             raise UserError("ModelBench files carry their own statistic (trimmed mean) and trim; "
                             "drop --statistic/--trim")
         return parse_modelbench(text, source)
+    if trim is not None and trim < 0:
+        raise UserError(f"--trim {trim} is negative; give how many lowest and highest samples to drop per round")
     stat = statistic or "median"
     if stat not in SAMPLE_STATISTICS:
         raise UserError(f"statistic {stat!r} not known; use one of {', '.join(SAMPLE_STATISTICS)}")
@@ -471,6 +475,10 @@ def import_file(path: str | Path, fmt: str, device: str = "iphone", device_name:
                 precision: str = "fp16", statistic: str | None = None, trim: int | None = None,
                 command: list[str] | None = None):
     """Read a file of phone measurements and return a Run (not written: the caller writes it)."""
+    if compute_units is not None and device == "iphone":
+        from devices.coreml import compute_units_name  # the same names as the macOS runner's
+
+        compute_units = compute_units_name(compute_units)
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -483,10 +491,6 @@ def import_file(path: str | Path, fmt: str, device: str = "iphone", device_name:
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
         raise _err(str(p), line, "not UTF-8 text; save the file as UTF-8") from None
-    if compute_units is not None and device == "iphone":
-        from devices.coreml import compute_units_name  # the same names as the macOS runner's
-
-        compute_units = compute_units_name(compute_units)
     info = DeviceInfo(device=device, device_name=device_name, os_version=os_version, compute_units=compute_units,
                       runner=runner, precision=precision)
     return import_text(text, fmt, str(p), info, statistic, trim, command, hashlib.sha256(data).hexdigest())

@@ -80,7 +80,9 @@ def check_devices(cfg: SuiteConfig) -> None:
         if not avail.can_run:
             hint = ""
             if avail.status == "export-only":
-                hint = f"; `bench export --device {name}` works here"
+                target = get_device(name).exporter
+                hint = (f"; exporting works here: `bench export --device {name} --out DIR` (cached packages "
+                        f"are in {cfg.cache_dir / target})")
             raise UserError(f"device {name} cannot run here: {avail.reason}{hint}")
 
 

@@ -4,6 +4,7 @@ No I/O, no clocks: everything here is a function of arrays, so it is tested on k
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -144,3 +145,171 @@ def summarize(rounds: list[list[float]] | list[np.ndarray], statistic: str = "me
         std_ms=float(pooled.std(ddof=1)) if len(pooled) > 1 else 0.0, min_ms=float(pooled.min()),
         max_ms=float(pooled.max()), ci_low_ms=float(lo), ci_high_ms=float(hi), count=int(len(pooled)),
         rounds=len(arrs))
+
+
+# --- The regression gate (bench ab, bench compare, bench calibrate) --------------------------------------
+# Ratios are head / base (above 1 = slower) and are handled as logs, where a slowdown and the matching
+# speedup are symmetric and per-round noise is closer to additive.
+
+EXACT_SIGNED_RANK_MAX_N = 400  # beyond this the null distribution is taken as normal (and the exact DP grows as n^3)
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A head/base latency ratio with its confidence interval; low/high are -inf/inf when the data cannot
+    bound it at this level (too few rounds)."""
+
+    ratio: float
+    low: float
+    high: float
+    level: float
+    method: str  # "hodges-lehmann" | "bootstrap" | "bootstrap-medians" | "summary-ci"
+    n: int  # paired rounds, or the smaller side's rounds
+
+    @property
+    def width(self) -> float:
+        """Full width of the interval on the ratio scale (inf when unbounded)."""
+        return self.high - self.low
+
+
+def round_medians(rounds: list[list[float]] | list[np.ndarray]) -> np.ndarray:
+    """The median of each non-empty round: the unit of replication of every gate statistic."""
+    return np.array([float(np.median(r)) for r in rounds if len(r)])
+
+
+def paired_log_ratios(base_rounds: list, head_rounds: list) -> np.ndarray:
+    """Per pair of rounds, log(median(head round) / median(base round))."""
+    b, h = round_medians(base_rounds), round_medians(head_rounds)
+    if len(b) != len(h):
+        raise ValueError(f"paired rounds differ in number: {len(b)} base vs {len(h)} head")
+    return np.log(h) - np.log(b)
+
+
+@functools.lru_cache(maxsize=256)
+def signed_rank_cdf(n: int) -> np.ndarray:
+    """P(T+ <= t), t = 0..n(n+1)/2, of the Wilcoxon signed-rank statistic under the null (n values
+    symmetric about 0, no ties): each rank k joins the positive set with probability 1/2, so the
+    distribution of T+ is the convolution of n two-point laws, built one rank at a time."""
+    total = n * (n + 1) // 2
+    if n > EXACT_SIGNED_RANK_MAX_N:
+        t = np.arange(total + 1)
+        sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+        cdf = sps.norm.cdf((t + 0.5 - total / 2) / sd)  # with continuity correction
+        cdf.flags.writeable = False
+        return cdf
+    p = np.zeros(total + 1)
+    p[0] = 1.0
+    for k in range(1, n + 1):
+        shifted = np.zeros_like(p)
+        shifted[k:] = p[:-k]
+        p = (p + shifted) / 2
+    cdf = np.minimum(np.cumsum(p), 1.0)
+    cdf.flags.writeable = False  # cached and shared between callers
+    return cdf
+
+
+def hodges_lehmann(x, level: float = 0.95) -> tuple[float, float, float]:
+    """One-sample Hodges-Lehmann estimate of the centre of `x` (median of the Walsh averages (x_i + x_j)/2,
+    i <= j) and its distribution-free CI: the Walsh averages of rank k and M + 1 - k, with k the largest
+    count whose signed-rank tail P(T+ <= k - 1) is at most (1 - level)/2 (Hollander & Wolfe, ch. 3).
+    Exact for any continuous distribution symmetric about its centre; (-inf, inf) when n is too small for
+    the level (n < 6 at 95%)."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if n == 0:
+        raise ValueError("no values: the Hodges-Lehmann estimate needs at least one")
+    i, j = np.triu_indices(n)
+    walsh = np.sort((x[i] + x[j]) / 2)
+    estimate = float(np.median(walsh))
+    k = int(np.searchsorted(signed_rank_cdf(n), (1 - level) / 2 + 1e-12, side="right"))
+    if k == 0:
+        return estimate, -math.inf, math.inf
+    return estimate, float(walsh[k - 1]), float(walsh[len(walsh) - k])
+
+
+def _resamples_for(level: float) -> int:
+    # A percentile interval needs enough resamples in each tail: at least ~25 beyond each bound.
+    return max(BOOTSTRAP_RESAMPLES, int(math.ceil(50 / (1 - level))))
+
+
+def bootstrap_center_ci(x, level: float = 0.95, stat=np.median,
+                        seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """Percentile bootstrap CI of stat(x) (x: per-round log ratios), resampling rounds."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if n < 2:
+        return float(stat(x)) if n else math.nan, -math.inf, math.inf
+    rng = np.random.default_rng(seed)
+    draws = stat(x[rng.integers(0, n, size=(_resamples_for(level), n))], axis=1)
+    a = (1 - level) / 2
+    return float(stat(x)), float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a))
+
+
+def ratio_of_medians_ci(base, new, level: float = 0.95, seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """median(new) / median(base) of two independent sets of per-round medians, with a percentile
+    bootstrap CI that resamples each set's rounds on its own (stored runs measured at different times
+    have no pairing)."""
+    b, h = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
+    if len(b) == 0 or len(h) == 0:
+        raise ValueError("both sides need at least one round")
+    ratio = float(np.median(h) / np.median(b))
+    rng = np.random.default_rng(seed)
+    reps = _resamples_for(level)
+    mb = np.median(b[rng.integers(0, len(b), size=(reps, len(b)))], axis=1)
+    mh = np.median(h[rng.integers(0, len(h), size=(reps, len(h)))], axis=1)
+    a = (1 - level) / 2
+    ratios = mh / mb
+    return ratio, float(np.quantile(ratios, a)), float(np.quantile(ratios, 1 - a))
+
+
+def paired_ratio(log_ratios, level: float = 0.95, method: str = "hodges-lehmann") -> RatioEstimate:
+    """The head/base ratio of an interleaved A/B from its per-pair log ratios."""
+    d = np.asarray(log_ratios, dtype=float)
+    if method == "hodges-lehmann":
+        c, lo, hi = hodges_lehmann(d, level)
+    elif method == "bootstrap":
+        c, lo, hi = bootstrap_center_ci(d, level)
+    else:
+        raise ValueError(f"unknown CI method {method!r}; use hodges-lehmann or bootstrap")
+    return RatioEstimate(math.exp(c), math.exp(lo), math.exp(hi), level, method, len(d))
+
+
+def summary_ratio(base: dict, new: dict, level: float = 0.95) -> RatioEstimate | None:
+    """Fallback for cells stored without raw rounds (a tool that reports only aggregates): each side's
+    own 95% CI read as a normal interval on the log scale, combined. None when either side has no CI."""
+    try:
+        lb, hb, cb = base["ci_low_ms"], base["ci_high_ms"], base["latency_ms"]
+        ln, hn, cn = new["ci_low_ms"], new["ci_high_ms"], new["latency_ms"]
+    except (KeyError, TypeError):
+        return None
+    if not all(v is not None and v > 0 for v in (lb, hb, cb, ln, hn, cn)) or hb <= lb or hn <= ln:
+        return None
+    z95 = sps.norm.ppf(0.975)
+    se = math.hypot((math.log(hb) - math.log(lb)) / (2 * z95), (math.log(hn) - math.log(ln)) / (2 * z95))
+    z = sps.norm.ppf(0.5 + level / 2)
+    r = cn / cb
+    return RatioEstimate(r, r * math.exp(-z * se), r * math.exp(z * se), level, "summary-ci", 1)
+
+
+def familywise_level(alpha: float, cells: int) -> float:
+    """Bonferroni: each of `cells` intervals at 1 - alpha/cells keeps the chance of any false alarm among
+    them at most alpha (one-sided: alpha/2), whatever the dependence between cells."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha {alpha} must be in (0, 1)")
+    return 1 - alpha / max(1, cells)
+
+
+def robust_sd(x) -> float:
+    """1.4826 x the median absolute deviation: the standard deviation for normal data, unmoved by outliers."""
+    x = np.asarray(x, dtype=float)
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if len(x) else math.nan
+
+
+def suggest_min_effect(ci_widths, ratios, floor: float = 0.02, step: float = 0.005) -> float:
+    """A minimum effect an A/A calibration supports: wider than the widest interval it saw (x 1.25, so
+    that a real run on a slightly noisier day is not UNSTABLE) and than twice the largest apparent A/A
+    effect (so that no A/A difference could reach it), never below `floor`; rounded up to `step`."""
+    widths = [w for w in ci_widths if math.isfinite(w)]
+    offsets = [abs(r - 1) for r in ratios if math.isfinite(r)]
+    need = max([floor, 1.25 * max(widths, default=0.0), 2 * max(offsets, default=0.0)])
+    return round(math.ceil(need / step - 1e-9) * step, 6)

@@ -223,8 +223,8 @@ class CoreMLRunner(RunnerBase):
 
     def load(self, artifact, seed: int = 0) -> None:
         if getattr(artifact, "target", None) != "coreml":
-            raise UserError(f"the coreml runner needs a Core ML artifact, got {getattr(artifact, 'target', artifact)!r}; "
-                            "export with --device coreml")
+            got = getattr(artifact, "target", artifact)
+            raise UserError(f"the coreml runner needs a Core ML artifact, got {got!r}; export with --device coreml")
         if not Path(artifact.path).exists():
             raise UserError(f"Core ML package {artifact.path} is missing; re-export it (bench export --device coreml)")
         import coremltools as ct
@@ -243,10 +243,10 @@ class CoreMLRunner(RunnerBase):
         self._feed = {artifact.input_name: self.input_value}
 
     def reload(self) -> None:
-        import coremltools as ct
-
         if self._compiled is None:
             return
+        import coremltools as ct
+
         t0 = time.perf_counter()
         self._model = None
         self._model = ct.models.CompiledMLModel(self._compiled, compute_units=ct.ComputeUnit[self.compute_units])

@@ -24,13 +24,13 @@ SPEC_VERSIONS = {"iOS15": 6, "macOS12": 6, "iOS16": 7, "macOS13": 7, "iOS17": 8,
                  "iOS18": 9, "macOS15": 9, "iOS26": 10, "macOS26": 10}
 FP16_IO_MIN_SPEC = 7
 FP16_MAX = 65504.0
-IO_DTYPES = ("fp16", "fp32")
+IO_PRECISIONS = ("fp16", "fp32")
 # The ImageNet normalization the zoo's models expect, folded into the package when the input is an image.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SETTINGS_HELP = ("deployment_target (iOS15..iOS26, macOS12..macOS26; default iOS16), io_dtype (fp16|fp32; "
-                 "default fp16), image_input (true|false; default false: a 224x224 RGB image input, as the "
-                 "authors' ModelBench app feeds, with the ImageNet normalization inside the model)")
+SETTINGS_HELP = ("minimum_deployment_target (iOS15..iOS26, macOS12..macOS26; default iOS16), io_precision "
+                 "(fp16|fp32; default fp16), image_input (true|false; default false: a 224x224 RGB image input, "
+                 "as the authors' ModelBench app feeds, with the ImageNet normalization inside the model)")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -40,13 +40,13 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class CoreMLSettings:
-    deployment_target: str = DEFAULT_TARGET
-    io_dtype: str = "fp16"
+    minimum_deployment_target: str = DEFAULT_TARGET
+    io_precision: str = "fp16"
     image_input: bool = False
 
     @property
     def spec_version(self) -> int:
-        return SPEC_VERSIONS[self.deployment_target]
+        return SPEC_VERSIONS[self.minimum_deployment_target]
 
 
 def _as_bool(key: str, value) -> bool:
@@ -64,19 +64,19 @@ def parse_settings(settings: tuple[tuple[str, object], ...] | dict) -> CoreMLSet
     unknown = sorted(set(given) - set(CoreMLSettings.__dataclass_fields__))
     if unknown:
         raise UserError(f"unknown Core ML setting {', '.join(unknown)}; known settings: {SETTINGS_HELP}")
-    target = str(given.get("deployment_target", DEFAULT_TARGET))
+    target = str(given.get("minimum_deployment_target", DEFAULT_TARGET))
     canonical = {k.lower(): k for k in SPEC_VERSIONS}
     if target.lower() not in canonical:
-        raise UserError(f"Core ML deployment_target {target!r} is not supported; use one of "
+        raise UserError(f"Core ML minimum_deployment_target {target!r} is not supported; use one of "
                         f"{', '.join(SPEC_VERSIONS)} (an ML Program needs iOS 15 / macOS 12 or later)")
     target = canonical[target.lower()]
-    io_dtype = str(given.get("io_dtype", "fp16")).lower()
-    if io_dtype not in IO_DTYPES:
-        raise UserError(f"Core ML io_dtype {io_dtype!r} is not supported; use fp16 or fp32")
-    s = CoreMLSettings(target, io_dtype, _as_bool("image_input", given.get("image_input", False)))
-    if s.io_dtype == "fp16" and s.spec_version < FP16_IO_MIN_SPEC:
+    io_precision = str(given.get("io_precision", "fp16")).lower()
+    if io_precision not in IO_PRECISIONS:
+        raise UserError(f"Core ML io_precision {io_precision!r} is not supported; use fp16 or fp32")
+    s = CoreMLSettings(target, io_precision, _as_bool("image_input", given.get("image_input", False)))
+    if s.io_precision == "fp16" and s.spec_version < FP16_IO_MIN_SPEC:
         raise UserError(f"fp16 inputs and outputs need iOS 16 / macOS 13 or later, not {target}; "
-                        "set io_dtype=fp32 or deployment_target=iOS16")
+                        "set io_precision=fp32 or minimum_deployment_target=iOS16")
     return s
 
 
@@ -103,7 +103,7 @@ def tool_versions() -> dict[str, str]:
 class ExpectedPackage:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
-    io_dtype: str  # fp16 | fp32
+    io_precision: str  # fp16 | fp32
     image_input: bool
     spec_version: int
 
@@ -161,7 +161,7 @@ def check_facts(facts: dict, expected: ExpectedPackage) -> list[str]:
         return [f"model type is {facts['type']}, not mlProgram"]
     if facts["spec_version"] != expected.spec_version:
         problems.append(f"spec version {facts['spec_version']}, expected {expected.spec_version}")
-    array_dtype = "FLOAT16" if expected.io_dtype == "fp16" else "FLOAT32"
+    array_dtype = "FLOAT16" if expected.io_precision == "fp16" else "FLOAT32"
     ins, outs = facts["inputs"], facts["outputs"]
     if [f["name"] for f in ins] != [INPUT_NAME]:
         problems.append(f"inputs {[f['name'] for f in ins]}, expected ['{INPUT_NAME}']")
@@ -270,7 +270,7 @@ def convert(model: torch.nn.Module, x: torch.Tensor, settings: CoreMLSettings, p
 
     ct = import_coremltools()
     net = ImageNormalized(model).eval() if settings.image_input else model
-    io_type = np.float16 if settings.io_dtype == "fp16" else np.float32
+    io_type = np.float16 if settings.io_precision == "fp16" else np.float32
     if settings.image_input:
         # Core ML turns the app's 32BGRA pixel buffer into RGB planes, then scale * pixel + bias per channel.
         inp = ct.ImageType(name=INPUT_NAME, shape=tuple(x.shape), scale=1 / 255.0,
@@ -280,14 +280,14 @@ def convert(model: torch.nn.Module, x: torch.Tensor, settings: CoreMLSettings, p
     t0 = time.perf_counter()
     with _captured(notes):
         try:
-            # coremltools needs the decomposed (core ATen) graph; the raw ExportedProgram fails to convert.
+            # coremltools refuses torch.export's TRAINING dialect: it converts the decomposed ATen graph.
             program = torch.export.export(net, (x,)).run_decompositions({})
         except Exception as e:
             raise ExportError(f"torch.export failed: {type(e).__name__}: {_first_line(e)}") from e
         t1 = time.perf_counter()
         try:
             mlmodel = ct.convert(program, convert_to="mlprogram", compute_precision=ct.precision.FLOAT16,
-                                 minimum_deployment_target=ct.target[settings.deployment_target],
+                                 minimum_deployment_target=ct.target[settings.minimum_deployment_target],
                                  inputs=[inp], outputs=[ct.TensorType(name=OUTPUT_NAME, dtype=io_type)])
         except Exception as e:
             raise ExportError(f"coremltools.convert failed: {type(e).__name__}: {_first_line(e)}") from e
@@ -295,7 +295,7 @@ def convert(model: torch.nn.Module, x: torch.Tensor, settings: CoreMLSettings, p
     mlmodel.short_description = description
     mlmodel.input_description[INPUT_NAME] = (
         "224x224 RGB image; ImageNet normalization is inside the model" if settings.image_input
-        else f"{settings.io_dtype} tensor 1x3x224x224, ImageNet-normalized RGB")
+        else f"{settings.io_precision} tensor 1x3x224x224, ImageNet-normalized RGB")
     mlmodel.output_description[OUTPUT_NAME] = "class logits (1x1000)"
     mlmodel.save(str(path))
     return {"torch_export_s": round(t1 - t0, 3), "convert_s": round(t2 - t1, 3),
@@ -321,12 +321,12 @@ def activation_peak(model: torch.nn.Module, x: torch.Tensor) -> tuple[tuple[int,
 
 
 def fp16_range_note(peak: float) -> str | None:
-    # Untrained fused models (MobileOne at init: ~8e5) overflow fp16. Latency does not depend on the values,
-    # but the package's outputs are then inf/NaN, so a parity check on them means nothing.
+    # Untrained fused models can overflow fp16 (MobileOne-S0 at init: 8.1e5). Latency does not depend on the
+    # values, but the package's outputs are then inf/NaN, so a parity check on them means nothing.
     if peak > FP16_MAX:
         return (f"activations reach {peak:.3g} on a standard-normal input with these weights, above fp16's "
-                f"{FP16_MAX:g}: the package's outputs overflow (latency is unaffected); export trained weights "
-                "for meaningful outputs")
+                f"{FP16_MAX:g}: the package's outputs overflow (timing is still meaningful: the work does not "
+                "depend on the values); export trained weights for meaningful outputs")
     return None
 
 
@@ -355,12 +355,13 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
                               description=f"{request.model} (mobileone-bench, deploy form, fp16)")
         except ExportError as e:
             raise ExportError(f"Core ML conversion of {request.model}: {e}") from e.__cause__
-        expected = ExpectedPackage(shape, out_shape, settings.io_dtype, settings.image_input, settings.spec_version)
+        expected = ExpectedPackage(shape, out_shape, settings.io_precision, settings.image_input,
+                                   settings.spec_version)
         facts = validate_package(path, expected)
         return ExportArtifact(
             model=request.model, target="coreml", precision="fp16", path=str(path), input_name=INPUT_NAME,
             input_shape=shape, input_dtype="image-rgb8" if settings.image_input else
-            ("float16" if settings.io_dtype == "fp16" else "float32"),
+            ("float16" if settings.io_precision == "fp16" else "float32"),
             output_name=OUTPUT_NAME, sha256="", cache_key="",
             metadata={"settings": asdict(settings), "compute_precision": "fp16", "output_shape": list(out_shape),
                       "spec": facts, "warnings": notes, "timings_s": timings,

@@ -51,8 +51,8 @@ def register(sub) -> None:
                    help="the Core ML compute units the app used: ALL, CPU_AND_NE, CPU_ONLY or CPU_AND_GPU "
                         "(ModelBench uses the default, ALL)")
     p.add_argument("--runner", default="coreml-app", help="what measured the numbers (default coreml-app)")
-    p.add_argument("--statistic", default=None,
-                   help="csv/json samples: median (default), min, trimmed_mean or p90_early_stop")
+    p.add_argument("--statistic", default=None, choices=["median", "min", "trimmed_mean", "p90_early_stop"],
+                   help="csv/json samples: the summary statistic (default median)")
     p.add_argument("--trim", type=int, default=None,
                    help="csv/json samples with --statistic trimmed_mean: drop this many lowest and highest per round")
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"results folder (default {DEFAULT_OUT})")

@@ -9,32 +9,16 @@ from bench.errors import UserError
 
 
 def _suite_from_args(args):
-    from bench.config import load_config, with_cli
+    from bench.config import load_config, parse_option_flags, with_cli
 
     cfg = load_config(args.config)
-    overrides = {}
-    for opt in getattr(args, "option", None) or []:
-        dev, _, rest = opt.partition(".")
-        key, eq, value = rest.partition("=")
-        if not eq or not key:
-            raise UserError(f"--option {opt!r} must look like DEVICE.KEY=VALUE (e.g. coreml.compute_units=CPU_AND_NE)")
-        overrides.setdefault(dev, {})[key] = _parse_value(value)
+    overrides = parse_option_flags(getattr(args, "option", None))
     return with_cli(
         cfg, models=args.models, devices=args.device, protocol=getattr(args, "protocol", None),
         threads=_threads(getattr(args, "threads", None)), out=getattr(args, "out", None),
         cache=getattr(args, "cache_dir", None), form="train" if getattr(args, "train_form", False) else
         ("both" if getattr(args, "both_forms", False) else None), activation=getattr(args, "activation", None),
         weights=getattr(args, "weights", None), device_options=overrides or None)
-
-
-def _parse_value(text: str):
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return int(text)
-    except ValueError:
-        return text
 
 
 def _threads(value: str | None):

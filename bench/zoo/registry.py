@@ -245,6 +245,36 @@ def _load_into(model: nn.Module, state: dict, path: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
+def _name_seed(name: str) -> int:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+
+
+@torch.no_grad()
+def settle_batchnorm(model: nn.Module, seed: int, batch: int = 2, size: int = 128) -> None:
+    """Re-estimate every BN's running statistics on one fixed random batch (a no-op without BN).
+
+    At raw random init, BN's running statistics (mean 0, var 1) do not match the activations, which grow
+    block after block: MobileOne-S0's logits reach ~8e4, beyond fp16's range (65504), so fp16 and int8
+    targets would time inf/NaN arithmetic and their parity checks would mean nothing. Settled statistics
+    keep activations of order one, as in a trained network. Weights are untouched."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [(m, m.momentum) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, exactly that batch's statistics
+    was_training = model.training
+    model.train()
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    try:
+        model(x)
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+        model.train(was_training)
+
+
 def create_model(name: str, *, deploy: bool = True, weights: str | None = None, activation: str = "relu",
                  **overrides) -> nn.Module:
     """Build a model. deploy=True: eval-mode inference form (MobileOne/RepVGG fused, MobileNetV3's H-swish
@@ -263,10 +293,12 @@ def create_model(name: str, *, deploy: bool = True, weights: str | None = None, 
     # Random init is seeded by the model's name: the same model always has the same weights, so an exported
     # artifact is reproducible and can be checked against a fresh build.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(hashlib.sha256(spec.name.encode()).hexdigest()[:8], 16))
+        torch.manual_seed(_name_seed(spec.name))
         model = spec.builder(fused_weights, effective_activation, overrides)
     if state is not None:
         _load_into(model, state, weights)
+    elif not any(p.is_meta for p in model.parameters()):
+        settle_batchnorm(model, seed=_name_seed(spec.name))
     model.eval()
     if deploy and spec.reparameterizable and not fused_weights:
         model = reparameterize(model)

@@ -18,11 +18,3 @@ def coremltools_installed():
     if not HAS_COREMLTOOLS:
         pytest.skip("coremltools is not installed (pip install 'mobileone-bench[coreml]')")
 
-
-@pytest.fixture
-def macos_coreml():
-    from devices.coreml import check
-
-    avail = check()
-    if not avail.can_run:
-        pytest.skip(f"Core ML predictions unavailable here: {avail.reason}")

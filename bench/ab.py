@@ -1,0 +1,360 @@
+"""A/B measurement: two variants of the same cells timed in one process, rounds interleaved A B B A.
+
+Where the variants come from (two git revisions, two suite files, two artifact folders) and how their rounds
+are interleaved live here; what the rounds mean (ratio, interval, verdict) lives in bench/compare.py.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bench.errors import UserError
+from bench.measure import Clock, ContentionProbe, Protocol, run_round, warm_up
+
+BASE, HEAD = "base", "head"
+WORKTREE = "WORKTREE"  # --head's default: the checkout as it is, uncommitted edits included
+EXPORT_TIMEOUT_S = 3600
+
+
+def pair_order(pair: int, first: str) -> tuple[str, str]:
+    """The two rounds of pair `pair`: (first, other) on even pairs, reversed on odd ones, so the sequence
+    is A B B A A B B A ...: each variant runs first as often as second, and a drift that is linear over
+    a block of two pairs hits both variants equally."""
+    other = HEAD if first == BASE else BASE
+    return (first, other) if pair % 2 == 0 else (other, first)
+
+
+def abba_order(pairs: int, first: str) -> list[str]:
+    """The whole schedule of `pairs` pairs as a flat list of variant labels."""
+    return [v for k in range(pairs) for v in pair_order(k, first)]
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    samples_ms: tuple[float, ...]
+    contention: float | None = None  # other processes' share of our cores during the accepted round
+    redone: int = 0  # attempts thrown away because the machine was busy
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """Everything an A/B of one cell measured, in the order it was measured."""
+
+    first: str
+    order: tuple[str, ...]
+    base_rounds: tuple[tuple[float, ...], ...]
+    head_rounds: tuple[tuple[float, ...], ...]
+    contention: tuple[float | None, ...]  # per round, in `order`
+    redone: int
+    looks: int  # how many times the stopping rule was consulted
+    wall_s: float
+
+    @property
+    def pairs(self) -> int:
+        return len(self.base_rounds)
+
+    @property
+    def log_ratios(self) -> np.ndarray:
+        from bench.stats import paired_log_ratios
+        return paired_log_ratios(list(self.base_rounds), list(self.head_rounds))
+
+
+def interleave(measure_round: Callable[[str, int], RoundResult], first: str, min_pairs: int, max_pairs: int,
+               step: int, settled: Callable[[np.ndarray], bool], clock: Callable[[], float] = time.monotonic,
+               ) -> Interleaved:
+    """Measure pairs of rounds in ABBA order until `settled(log_ratios)` says the answer is clear (looked at
+    after `min_pairs` and then every `step` pairs) or `max_pairs` is reached. `measure_round(variant, pair)`
+    times one round of one variant."""
+    if first not in (BASE, HEAD):
+        raise ValueError(f"first must be {BASE!r} or {HEAD!r}, not {first!r}")
+    if not 1 <= min_pairs <= max_pairs or step < 1:
+        raise ValueError(f"need 1 <= min_pairs ({min_pairs}) <= max_pairs ({max_pairs}) and step >= 1")
+    from bench.stats import paired_log_ratios
+
+    t0 = clock()
+    rounds: dict[str, list[tuple[float, ...]]] = {BASE: [], HEAD: []}
+    order: list[str] = []
+    contention: list[float | None] = []
+    redone = looks = 0
+    pair, target = 0, min_pairs
+    while True:
+        while pair < target:
+            for variant in pair_order(pair, first):
+                r = measure_round(variant, pair)
+                rounds[variant].append(tuple(r.samples_ms))
+                order.append(variant)
+                contention.append(r.contention)
+                redone += r.redone
+            pair += 1
+        looks += 1
+        if pair >= max_pairs or settled(paired_log_ratios(rounds[BASE], rounds[HEAD])):
+            break
+        target = min(max_pairs, pair + step)
+    return Interleaved(first, tuple(order), tuple(rounds[BASE]), tuple(rounds[HEAD]), tuple(contention), redone,
+                       looks, clock() - t0)
+
+
+class RoundMeasurer:
+    """One timed round of a variant's runner, redone (up to the protocol's retries) when other processes
+    took more than the protocol's share of our cores: a busy spell that hits one round of a pair and not
+    the other would show up as a difference between the variants."""
+
+    def __init__(self, infers: dict[str, Callable[[], Any]], protocol: Protocol, probe: ContentionProbe | None,
+                 clock: Clock = time.perf_counter_ns, sleep: Callable[[float], None] = time.sleep):
+        # One untimed inference per round at least: the other variant's session has just used the caches.
+        self.protocol = replace(protocol, round_warmup_iters=max(1, protocol.round_warmup_iters))
+        self.infers, self.probe, self.clock, self.sleep = infers, probe, clock, sleep
+
+    def __call__(self, variant: str, pair: int) -> RoundResult:
+        p = self.protocol
+        for attempt in range(p.contention_retries + 1):
+            if self.probe:
+                self.probe.start()
+            host, _device = run_round(self.infers[variant], p, self.clock)
+            busy = self.probe.stop() if self.probe else None
+            if busy is None or busy <= p.contention_threshold or attempt == p.contention_retries:
+                return RoundResult(tuple(host), busy, attempt)
+            self.sleep(p.contention_wait_s)
+        raise AssertionError("unreachable")
+
+
+def warm_up_all(infers: dict[str, Callable[[], Any]], protocol: Protocol,
+                clock: Clock = time.perf_counter_ns) -> None:
+    for infer in infers.values():
+        warm_up(infer, protocol, clock)
+
+
+# --- Variants: where the two sides' artifacts come from -------------------------------------------------
+
+@dataclass(frozen=True)
+class Variant:
+    """One side of an A/B: what to load for each model, and how to run it."""
+
+    label: str  # base | head
+    source: str  # for people: "rev 1a2b3c4d5e6f (origin/main)", "config slow.toml", "artifacts out/a"
+    device: str
+    threads: int
+    options: dict[str, Any] = field(default_factory=dict)  # runner options (the device's [devices.X] table)
+    targets: dict[str, Any] = field(default_factory=dict)  # model -> ExportArtifact, or ExportRequest (no exporter)
+    forms: dict[str, str] = field(default_factory=dict)  # model -> deploy | train
+    errors: dict[str, str] = field(default_factory=dict)  # model -> why it has no target
+
+    def load_target(self, model: str):
+        """What the runner's load() takes: the artifact, or the PyTorch model built from the request."""
+        from exporters.base import ExportRequest
+
+        target = self.targets[model]
+        return target.build() if isinstance(target, ExportRequest) else target
+
+
+def form_of(artifact) -> str:
+    """deploy | train, as the zoo recorded it in the artifact's build info."""
+    build = (artifact.metadata or {}).get("build") or {}
+    return "train" if build.get("deploy") is False else "deploy"
+
+
+def _git(repo: Path, *args: str, binary: bool = False):
+    try:
+        proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=600)
+    except FileNotFoundError:
+        raise UserError("git is not installed; install git, or use --base-artifacts/--base-config instead") from None
+    if proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise subprocess.CalledProcessError(proc.returncode, args, proc.stdout, msg[-1] if msg else "")
+    return proc.stdout if binary else proc.stdout.decode().strip()
+
+
+def resolve_revision(repo: Path, rev: str) -> str:
+    """The full commit id of `rev` in `repo`, or a one-line error naming both."""
+    try:
+        return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except subprocess.CalledProcessError:
+        raise UserError(f"{rev!r} is not a commit of the git repository {repo}; pass a commit, branch or tag "
+                        "(in CI fetch the history first: actions/checkout with fetch-depth: 0)") from None
+
+
+def materialize_revision(repo: Path, commit: str, into: Path) -> Path:
+    """The tracked files of `commit`, written into the empty folder `into` (git archive: unlike a worktree
+    it registers nothing in the repository, so an interrupted job leaves nothing to prune)."""
+    data = _git(repo, "archive", "--format=tar", commit, binary=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def export_in_tree(tree: Path, models: list[str], device: str, cache_dir: Path,
+                   options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Export `models` with the exporter of the source tree `tree` (its own `bench export`, run with the
+    tree first on the import path), into `cache_dir`. Returns (model -> ExportArtifact, model -> error)."""
+    from exporters.base import ExportArtifact
+
+    def run(names: list[str]):
+        cmd = [sys.executable, "-m", "bench.cli", "export", "--device", device, "--models", ",".join(names),
+               "--json", "--cache-dir", str(cache_dir)]
+        for key, value in sorted(options.items()):
+            cmd += ["--option", f"{device}.{key}={str(value).lower() if isinstance(value, bool) else value}"]
+        env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+        env.pop("BENCH_CACHE_DIR", None)
+        try:
+            return subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"exporting {', '.join(names)} in {tree} took over {EXPORT_TIMEOUT_S} s; "
+                            "try fewer models with --models") from None
+
+    def parse(stdout: str) -> list[dict]:
+        start = stdout.find("[")  # anything a library printed before the JSON is not ours
+        try:
+            rows = json.loads(stdout[start:]) if start >= 0 else None
+        except json.JSONDecodeError:
+            rows = None
+        return rows if isinstance(rows, list) else []
+
+    def last_line(text: str) -> str:
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else "no output"
+
+    targets: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    proc = run(models)
+    rows = parse(proc.stdout)
+    if proc.returncode not in (0, 1) or not rows:
+        # The whole call was refused (say, a model this revision does not know): try each model alone.
+        for model in models:
+            p = run([model]) if len(models) > 1 else proc
+            r = parse(p.stdout)
+            if r and "path" in r[0]:
+                rows.extend(r)
+            else:
+                errors[model] = (r[0].get("error") if r else None) or last_line(p.stderr or p.stdout)
+    for row in rows:
+        if "path" in row:
+            targets[row["model"]] = _artifact_from_row(row, ExportArtifact)
+        else:
+            errors[row.get("model", "?")] = row.get("error", "export failed")
+    return targets, errors
+
+
+def _artifact_from_row(row: dict, cls):
+    """`bench export --json` prints a row per model; the full record sits beside the cached file."""
+    from exporters.base import ARTIFACT_FILE
+
+    record = Path(row["path"]).parent / ARTIFACT_FILE
+    if record.is_file():
+        return cls.from_dict(json.loads(record.read_text()))
+    raise UserError(f"the exporter wrote {row['path']} without its record {record}; "
+                    "that revision's exporter is too old for bench ab: pick a newer --base")
+
+
+def variant_from_revision(label: str, rev: str, repo: Path, models: list[str], device: str, threads: int,
+                          options: dict[str, Any], cache_dir: Path, log: Callable[[str], None] = lambda s: None,
+                          ) -> Variant:
+    """Export `models` at revision `rev` of `repo` (WORKTREE: the checkout as it is) with that revision's
+    own exporter, into `cache_dir`/<commit> (each revision its own cache)."""
+    repo = Path(repo).resolve()
+    if rev == WORKTREE:
+        commit, tree, scratch = None, repo, None
+        source = f"working tree of {repo}"
+    else:
+        commit = resolve_revision(repo, rev)
+        scratch = Path(tempfile.mkdtemp(prefix=f"bench-ab-{label}-"))
+        tree = materialize_revision(repo, commit, scratch)
+        source = f"rev {commit[:12]}" + (f" ({rev})" if not commit.startswith(rev) else "")
+    try:
+        log(f"{label}: exporting {len(models)} model(s) at {source}")
+        cache = Path(cache_dir) / (commit[:12] if commit else "worktree")
+        targets, errors = export_in_tree(tree, models, device, cache, options)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return Variant(label, source, device, threads, dict(options), targets,
+                   {m: form_of(a) for m, a in targets.items()}, errors)
+
+
+def variant_from_config(label: str, config_path: str | None, models: str | None, device: str, threads: int | None,
+                        cache_dir: Path | None, log: Callable[[str], None] = lambda s: None) -> Variant:
+    """The suite file's models, form, activation and [devices.<device>] options, exported with this checkout
+    (None: ./bench.toml if present, else the defaults)."""
+    from bench.config import load_config, with_cli
+    from bench.env import usable_cores
+    from bench.pipeline import EXPORT_SETTINGS
+    from bench.zoo import list_models, resolve
+    from devices.base import get_device
+    from exporters.base import ExportRequest, get_exporter
+
+    if config_path is not None and not Path(config_path).is_file():
+        raise UserError(f"--{label}-config {config_path} not found; pass an existing suite file (see bench.toml)")
+    cfg = with_cli(load_config(config_path), models=models, cache=str(cache_dir) if cache_dir else None)
+    dev = get_device(device)
+    options = cfg.options_for(device)
+    settings = tuple(sorted((k, v) for k, v in options.items() if k in EXPORT_SETTINGS))
+    form = "train" if cfg.form == "train" else "deploy"
+    targets: dict[str, Any] = {}
+    forms: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    names = list_models(cfg.models)
+    log(f"{label}: {'exporting' if dev.exporter else 'building'} {len(names)} model(s) from "
+        f"{config_path or 'the default suite'}")
+    for model in names:
+        deploy = form == "deploy" or not resolve(model).reparameterizable
+        request = ExportRequest(model, activation=cfg.activation, weights=cfg.weights, deploy=deploy,
+                                settings=settings)
+        forms[model] = "deploy" if deploy else "train"
+        if not dev.exporter:
+            targets[model] = request
+            continue
+        try:
+            targets[model], _hit = get_exporter(dev.exporter)(request, cfg.cache_dir)
+        except UserError:
+            raise
+        except Exception as e:  # a model that fails to export is reported, the others still run
+            errors[model] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    forms = {m: f for m, f in forms.items() if m in targets}
+    return Variant(label, f"config {config_path or 'defaults'}", device, threads or cfg.threads or usable_cores(),
+                   options, targets, forms, errors)
+
+
+def variant_from_artifacts(label: str, folder: str, models: str | None, device: str, threads: int) -> Variant:
+    """Artifacts as `bench export --out DIR` writes them: <model>.<ext> with the record <model>.<target>.json."""
+    from bench.zoo import list_models
+    from devices.base import get_device
+    from exporters.base import ExportArtifact
+
+    d = Path(folder)
+    if not d.is_dir():
+        raise UserError(f"--{label}-artifacts {folder} is not a folder; pass one written by `bench export --out DIR`")
+    target = get_device(device).exporter
+    if not target:
+        raise UserError(f"device {device} runs the PyTorch model, not an artifact; use --device cpu (or another "
+                        "exporting device) with --base-artifacts/--head-artifacts")
+    wanted = set(list_models(models)) if models else None
+    targets: dict[str, Any] = {}
+    for record in sorted(d.glob(f"*.{target}.json")):
+        try:
+            art = ExportArtifact.from_dict(json.loads(record.read_text()))
+        except (json.JSONDecodeError, TypeError, KeyError) as e:
+            raise UserError(f"{record} is not an artifact record ({type(e).__name__}); re-create the folder "
+                            "with `bench export --out DIR`") from None
+        if wanted is not None and art.model not in wanted:
+            continue
+        local = d / Path(art.path).name  # the record may name the path where it was written, elsewhere
+        if not local.exists():
+            raise UserError(f"{record} names {Path(art.path).name}, which is not in {d}; copy the artifact "
+                            "beside its record")
+        targets[art.model] = replace(art, path=str(local))
+    if not targets:
+        raise UserError(f"no {target} artifacts in {folder}" + (f" for --models {models}" if models else "")
+                        + f"; write them with `bench export --device {device} --out {folder}`")
+    return Variant(label, f"artifacts {folder}", device, threads, {}, targets,
+                   {m: form_of(a) for m, a in targets.items()}, {})
