@@ -5,20 +5,17 @@ every cell, so an interrupt loses nothing already measured and `bench run --resu
 """
 from __future__ import annotations
 
-import sys
-import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
-import numpy as np
 
 from bench import env as envmod
 from bench.config import SuiteConfig
 from bench.errors import UserError
 from bench.measure import ContentionProbe, Measurement, Protocol, get_protocol, measure, timed_ms
-from bench.results import FAILED, OK, LatencyResult
+from bench.results import FAILED, LatencyResult
 from bench.stats import summarize
 from bench.store import Run, RunWriter, load_run, new_run_id, now_iso, run_path
 from devices.base import (ExternalMeasurement, RunnerOptions, get_device, make_runner, runner_availability,

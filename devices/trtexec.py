@@ -23,6 +23,7 @@ from bench.errors import MissingBackendError, UserError
 from bench.fileio import atomic_write_json, read_json
 from devices.base import ExternalMeasurement, RunnerBase, RunnerOptions
 from devices.gpu import option_flag
+from exporters.base import build_into
 
 if TYPE_CHECKING:
     from bench.measure import Protocol
@@ -452,10 +453,10 @@ class TrtexecRunner(RunnerBase):
     def _build(self, onnx: Path, entry: Path, timing_cache: Path) -> dict:
         """Build with trtexec into a scratch folder renamed into the cache: a failure leaves no half entry."""
         settings = TrtexecSettings(precision=self.precision, opt_level=self.opt_level)
-        entry.parent.mkdir(parents=True, exist_ok=True)
         timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
-        try:
+        records: list[dict] = []
+
+        def fill(scratch: Path) -> None:
             args, notes = build_command(self.exe, onnx, scratch / "model.engine", scratch / "layers.json",
                                         timing_cache, settings, self.help)
             t0 = time.perf_counter()
@@ -469,13 +470,10 @@ class TrtexecRunner(RunnerBase):
                       "precision_counts": _layer_counts(scratch / "layers.json")}
             (scratch / "build.log").write_text(proc.stdout + proc.stderr)
             atomic_write_json(scratch / "build.json", record)
-            if entry.exists():
-                shutil.rmtree(entry)
-            scratch.rename(entry)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        return record
+            records.append(record)
+
+        build_into(entry, fill)
+        return records[0]
 
     def infer(self) -> float | None:
         raise RuntimeError("trtexec measures on its own: call measure_external(protocol), not infer()")

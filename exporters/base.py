@@ -120,22 +120,33 @@ def cached_export(
     record = read_json(entry / ARTIFACT_FILE)
     if record and (entry / filename).exists():
         return ExportArtifact.from_dict(record), True
+    holder: list[ExportArtifact] = []
+
+    def fill(scratch: Path) -> None:
+        artifact = build(scratch / filename)
+        artifact = ExportArtifact.from_dict({
+            **artifact.to_dict(), "path": str(entry / filename), "cache_key": key,
+            "sha256": sha256_of(scratch / filename), "tool_versions": tool_versions})
+        atomic_write_json(scratch / ARTIFACT_FILE, artifact.to_dict())
+        holder.append(artifact)
+
+    build_into(entry, fill)
+    return holder[0], False
+
+
+def build_into(entry: Path, fill: Callable[[Path], None]) -> None:
+    """Run `fill(scratch)` in a scratch folder beside `entry`, then rename it to `entry` (replacing an older
+    one): a cache entry is either complete or absent, whatever happens during the build."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
     try:
-        artifact = build(scratch / filename)
-        final = entry / filename
-        artifact = ExportArtifact.from_dict({
-            **artifact.to_dict(), "path": str(final), "cache_key": key,
-            "sha256": sha256_of(scratch / filename), "tool_versions": tool_versions})
-        atomic_write_json(scratch / ARTIFACT_FILE, artifact.to_dict())
+        fill(scratch)
         if entry.exists():
             shutil.rmtree(entry)
         scratch.rename(entry)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    return artifact, False
 
 
 def copy_artifact(artifact: ExportArtifact, out_dir: Path) -> ExportArtifact:

@@ -6,7 +6,7 @@ and fused, load with `strict=True`. RepVGG reuses the same block (see repvgg.py)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn

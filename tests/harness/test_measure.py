@@ -1,6 +1,5 @@
 """The measurement engine on a synthetic clock: the stopping rule, presets, contention retries."""
 import itertools
-import math
 from dataclasses import replace
 
 import numpy as np

@@ -1,7 +1,4 @@
 """Real ONNX export, the ORT and torch runners, and the pipeline (failures, interrupt, resume)."""
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
