@@ -37,12 +37,20 @@ DEVICE_OPTIONS: dict[str, dict[str, tuple[type, tuple | None, str]]] = {
                "image_input": (bool, None, "224x224 BGRA image input with normalization folded in")},
     "tflite": {"calibration": (str, None, "folder of calibration images (else a synthetic set)"),
                "calibration_count": (int, None, "number of calibration samples"),
-               "allow_float_ops": (bool, None, "accept float compute ops left after conversion")},
+               "allow_float_ops": (bool, None, "accept float compute ops left after conversion"),
+               "parity_count": (int, None, "inputs on which the int8 model is compared with fp32 PyTorch"),
+               "bn_reestimate": (str, ("auto", "yes", "no"),
+                                 "re-estimate BN statistics on the calibration set (auto: random weights only)"),
+               "xnnpack": (bool, None, "use the XNNPACK delegate (false: TFLite's builtin kernels)")},
     "android": {"serial": (str, None, "adb serial of the phone"),
                 "benchmark_model": (str, None, "path of the android_aarch64 benchmark_model binary"),
                 "delegate": (str, ("nnapi", "gpu", "cpu"), "TFLite delegate (nnapi = the Pixel's TPU)"),
+                "nnapi_accelerator": (str, None, "NNAPI accelerator name (default google-edgetpu)"),
                 "op_profiling": (bool, None, "record which ops each delegate ran"),
                 "calibration": (str, None, "folder of calibration images (else a synthetic set)"),
+                "calibration_count": (int, None, "number of calibration samples"),
+                "parity_count": (int, None, "inputs on which the int8 model is compared with fp32 PyTorch"),
+                "bn_reestimate": (str, ("auto", "yes", "no"), "re-estimate BN statistics on the calibration set"),
                 "allow_float_ops": (bool, None, "accept float compute ops left after conversion")},
 }
 PROTOCOL_KEYS = {f.name: f.type for f in fields(Protocol) if f.name != "name"}
@@ -234,6 +242,18 @@ def with_cli(cfg: SuiteConfig, **flags) -> SuiteConfig:
     if changes.get("threads") == "auto":
         changes["threads"] = None
     return validate(replace(cfg, **changes))
+
+
+def as_bool(key: str, value, what: str = "option") -> bool:
+    """A true/false option given as a bool or as text (true/false, yes/no, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"{what} {key}={value!r} is not true/false; use {key}=true or {key}=false")
 
 
 def _parse_scalar(text: str):

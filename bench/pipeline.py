@@ -24,7 +24,7 @@ from exporters.base import ExportRequest, get_exporter
 
 # Device options that shape the exported artifact (the rest only shape the runner).
 EXPORT_SETTINGS = {"precision", "opt_level", "minimum_deployment_target", "io_precision", "image_input",
-                   "calibration", "calibration_count", "allow_float_ops"}
+                   "calibration", "calibration_count", "allow_float_ops", "parity_count", "bn_reestimate"}
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,11 @@ def print_summary(run: Run, path: Path) -> None:
         if c.ok and c.summary:
             s = c.summary
             mark = " *" if c.flags else ""
+            # Tools that report only aggregates (benchmark_model) leave the CI empty.
+            has_ci = s.get("ci_low_ms") is not None and s.get("ci_rel_halfwidth") is not None
             rows.append([c.model + mark, c.device, c.form, _fmt(s["latency_ms"], 3),
-                         f"{_fmt(s['ci_low_ms'], 3)}-{_fmt(s['ci_high_ms'], 3)}",
-                         f"±{s['ci_rel_halfwidth']:.1%}", _fmt(info.get("params_m"), 2),
+                         f"{_fmt(s['ci_low_ms'], 3)}-{_fmt(s['ci_high_ms'], 3)}" if has_ci else "",
+                         f"±{s['ci_rel_halfwidth']:.1%}" if has_ci else "", _fmt(info.get("params_m"), 2),
                          _fmt(info.get("macs_m"), 0), _fmt(paper)])
             if c.flags:
                 notes.append(f"* {c.model} on {c.device}: {', '.join(c.flags)}")

@@ -106,11 +106,10 @@ DEVICES: dict[str, Device] = {
                      export_modules=("coremltools",)),
     "tflite": Device("tflite", "full-integer int8 TFLite, LiteRT interpreter + XNNPACK",
                      "tflite", "devices.tflite:TFLiteRunner", ("ai_edge_litert",), "tflite", "mobile", "litert", "int8",
-                     export_modules=("litert_torch",)),
+                     export_modules=("litert_torch", "ai_edge_quantizer")),
     "android": Device("android", "int8 TFLite on an Android phone via adb + benchmark_model", "tflite",
                       "devices.android:AndroidRunner", (), "tflite", "mobile", "benchmark_model", "int8",
-                      check="devices.android:check",
-                      export_modules=("litert_torch",)),
+                      check="devices.android:check"),
 }
 
 

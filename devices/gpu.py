@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 
-from bench.errors import MissingBackendError, UserError
+from bench.errors import MissingBackendError
 from devices.base import Availability
 
 TRT_EXTRA = "pip install 'mobileone-bench[trt]'"
@@ -321,12 +321,5 @@ def env_info(cuda_index: int, before: dict | None) -> dict:
 
 def option_flag(extra: dict, name: str, default: bool) -> bool:
     """A true/false runner option (`copies`, `cuda_graph`, ...) as given on the command line or in code."""
-    value = extra.get(name, default)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise UserError(f"option {name}={value!r} is not true/false; use {name}=true or {name}=false")
+    from bench.config import as_bool
+    return as_bool(name, extra.get(name, default))
