@@ -42,13 +42,25 @@ def _fold_batchnorm(path: Path) -> int:
     return sum(n.op_type == "BatchNormalization" for n in proto.graph.node)
 
 
-def _quiet_export(model: torch.nn.Module, x: torch.Tensor, path: Path) -> None:
-    # The dynamo exporter logs a line per missing torchvision op and warns freely; none of it is ours to fix.
+def _quiet_export(model: torch.nn.Module, x: torch.Tensor, path: Path) -> str:
+    """Export with the TorchScript exporter, else the dynamo one; return which ran.
+
+    Measured here, the TorchScript exporter is about 10x faster on these static CNNs (MixNet-S: 1.3 s vs
+    16.6 s) with the same parity; torch deprecates it, so the dynamo exporter takes over if it fails or is
+    gone. Both pass the same checker and parity gates below, and the artifact records which one ran."""
+    # Both exporters warn freely (deprecation, missing torchvision ops); none of it is ours to fix.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], external_data=False, optimize=True)
+        try:
+            torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=OPSET,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True)
+            return "torchscript"
+        except Exception:
+            torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=OPSET,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False,
+                              optimize=True)
+            return "dynamo"
 
 
 def parity(path: Path, model: torch.nn.Module, x: torch.Tensor) -> dict:
@@ -75,7 +87,7 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
         model = request.build()
         spec_shape = (1, 3, 224, 224)
         x = torch.randn(spec_shape, generator=torch.Generator().manual_seed(0))
-        _quiet_export(model, x, path)
+        exporter = _quiet_export(model, x, path)
         bn_left = _fold_batchnorm(path)
         try:
             onnx.checker.check_model(str(path), full_check=True)
@@ -92,7 +104,7 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
         return ExportArtifact(
             model=request.model, target="onnx", precision="fp32", path=str(path), input_name=INPUT_NAME,
             input_shape=spec_shape, input_dtype="float32", output_name=OUTPUT_NAME, sha256="", cache_key="",
-            metadata={"opset": OPSET, "parity": check, "ops": dict(sorted(ops.items())),
+            metadata={"opset": OPSET, "torch_exporter": exporter, "parity": check, "ops": dict(sorted(ops.items())),
                       "batchnorm_left": bn_left, "build": model.build_info.as_dict()})
 
     return cached_export("onnx", request, cache_dir, tool_versions(), "model.onnx", build)
