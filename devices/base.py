@@ -55,7 +55,8 @@ class RunnerBase:
 
     def output(self):
         """The last inference's output as a numpy array (for parity checks)."""
-        raise NotImplementedError  # optional hook: the pipeline checks `supports_output` first
+        # An optional hook: callers check `supports_output` first, so reaching this is a caller's bug.
+        raise TypeError(f"{type(self).__name__} does not keep its output (supports_output is False)")
 
     supports_output = False
     # True for runners whose steady state an outside tool measures: the pipeline then calls
