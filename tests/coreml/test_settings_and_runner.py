@@ -1,7 +1,5 @@
 """The parts of the Core ML target that need neither a conversion nor a Mac: settings, spec checks, compute
 units, availability, the compute-plan summary, the off-macOS message, parity arithmetic, import hygiene."""
-import json
-import subprocess
 import sys
 
 import numpy as np
@@ -13,6 +11,7 @@ from devices.coreml import (COMPUTE_UNITS, CoreMLRunner, check, compute_units_na
                             not_on_macos_message, summarize_compute_plan)
 from exporters.base import ExportArtifact
 from exporters.coreml import ExpectedPackage, check_facts, parse_settings
+from import_probe import imported_after
 
 
 # ---- exporter settings ----
@@ -187,22 +186,16 @@ def test_logits_cosine():
 
 # ---- import hygiene: listing devices or importing phone numbers costs no coremltools or torch ----
 
-def _imported_after(modules):
-    code = ("import importlib, json, sys\n"
-            f"for m in {modules!r}: importlib.import_module(m)\n"
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_importing_the_runner_and_the_importers_imports_neither_coremltools_nor_torch():
-    loaded = _imported_after(["devices.coreml", "bench.importers", "bench.commands.importing"])
+    loaded = imported_after(["devices.coreml", "bench.importers", "bench.commands.importing"])
     assert not loaded & {"coremltools", "torch"}
 
 
 def test_importing_the_exporter_does_not_import_coremltools():
-    assert "coremltools" not in _imported_after(["exporters.coreml"])
+    assert "coremltools" not in imported_after(["exporters.coreml"])
 
 
 def test_the_hygiene_probe_sees_an_import():
-    assert "xml" in _imported_after(["devices.coreml", "xml.dom.minidom"])
+    assert "xml" in imported_after(["devices.coreml", "xml.dom.minidom"])

@@ -1,21 +1,12 @@
 """Importing the GPU modules imports nothing GPU-related: a machine without a GPU pays nothing for them."""
-import json
-import subprocess
-import sys
 
 import pytest
+from import_probe import imported_after
 
 OURS = ["devices.base", "devices.gpu", "devices.trt", "devices.cuda", "devices.trtexec", "exporters.tensorrt"]
 GPU_MODULES = {"tensorrt", "tensorrt_bindings", "tensorrt_libs", "pynvml", "cuda", "cupy", "pycuda"}
 
 
-def imported_after(modules: list[str]) -> set[str]:
-    """Top-level module names present in a fresh interpreter after importing `modules`."""
-    code = ("import importlib, json, sys\n"
-            f"for m in {modules!r}: importlib.import_module(m)\n"
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_no_gpu_module_is_imported_at_import_time():
