@@ -288,17 +288,16 @@ def variant_from_config(label: str, config_path: str | None, models: str | None,
     (None: ./bench.toml if present, else the defaults)."""
     from bench.config import load_config, with_cli
     from bench.env import usable_cores
-    from bench.pipeline import EXPORT_SETTINGS
+    from bench.pipeline import export_request
     from bench.zoo import list_models, resolve
     from devices.base import get_device
-    from exporters.base import ExportRequest, get_exporter
+    from exporters.base import get_exporter
 
     if config_path is not None and not Path(config_path).is_file():
         raise UserError(f"--{label}-config {config_path} not found; pass an existing suite file (see bench.toml)")
     cfg = with_cli(load_config(config_path), models=models, cache=str(cache_dir) if cache_dir else None)
     dev = get_device(device)
     options = cfg.options_for(device)
-    settings = tuple(sorted((k, v) for k, v in options.items() if k in EXPORT_SETTINGS))
     form = "train" if cfg.form == "train" else "deploy"
     targets: dict[str, Any] = {}
     forms: dict[str, str] = {}
@@ -308,8 +307,7 @@ def variant_from_config(label: str, config_path: str | None, models: str | None,
         f"{config_path or 'the default suite'}")
     for model in names:
         deploy = form == "deploy" or not resolve(model).reparameterizable
-        request = ExportRequest(model, activation=cfg.activation, weights=cfg.weights, deploy=deploy,
-                                settings=settings)
+        request = export_request(cfg, model, device, deploy)
         forms[model] = "deploy" if deploy else "train"
         if not dev.exporter:
             targets[model] = request

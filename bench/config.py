@@ -156,15 +156,20 @@ def validate(cfg: SuiteConfig) -> SuiteConfig:
     if cfg.activation not in ACTIVATIONS:
         raise UserError(f"activation = {cfg.activation!r} is not allowed; use one of {', '.join(ACTIVATIONS)}")
     for device, options in cfg.device_options:
-        if device not in DEVICE_OPTIONS:
-            raise UserError(f"devices.{device}: unknown device; known devices: {', '.join(DEVICE_OPTIONS)}")
-        for key, value in options:
-            spec = DEVICE_OPTIONS[device].get(key)
-            if spec is None:
-                allowed = ", ".join(DEVICE_OPTIONS[device]) or "none"
-                raise UserError(f"devices.{device}.{key} is not an option of {device}; allowed: {allowed}")
-            check_value(f"devices.{device}.{key}", value, spec[0], spec[1])
+        check_device_options(device, dict(options))
     return cfg
+
+
+def check_device_options(device: str, options: dict[str, Any]) -> None:
+    """Each [devices.<device>] option is known and of the right type and value."""
+    if device not in DEVICE_OPTIONS:
+        raise UserError(f"devices.{device}: unknown device; known devices: {', '.join(DEVICE_OPTIONS)}")
+    for key, value in options.items():
+        spec = DEVICE_OPTIONS[device].get(key)
+        if spec is None:
+            allowed = ", ".join(DEVICE_OPTIONS[device]) or "none"
+            raise UserError(f"devices.{device}.{key} is not an option of {device}; allowed: {allowed}")
+        check_value(f"devices.{device}.{key}", value, spec[0], spec[1])
 
 
 SUITE_KEYS = {"models", "devices", "protocol", "threads", "out", "cache", "form", "activation", "weights"}
@@ -276,12 +281,5 @@ def parse_option_flags(items: list[str] | None) -> dict[str, dict[str, Any]]:
             raise UserError(f"--option {opt!r} must look like DEVICE.KEY=VALUE (e.g. coreml.compute_units=CPU_AND_NE)")
         out.setdefault(dev, {})[key] = _parse_scalar(value)
     for dev, options in out.items():
-        if dev not in DEVICE_OPTIONS:
-            raise UserError(f"--option {dev}.*: unknown device {dev!r}; known devices: {', '.join(DEVICE_OPTIONS)}")
-        for key, value in options.items():
-            spec = DEVICE_OPTIONS[dev].get(key)
-            if spec is None:
-                allowed = ", ".join(DEVICE_OPTIONS[dev]) or "none"
-                raise UserError(f"devices.{dev}.{key} is not an option of {dev}; allowed: {allowed}")
-            check_value(f"devices.{dev}.{key}", value, spec[0], spec[1])
+        check_device_options(dev, options)
     return out

@@ -27,6 +27,14 @@ EXPORT_SETTINGS = {"precision", "opt_level", "minimum_deployment_target", "io_pr
                    "calibration", "calibration_count", "allow_float_ops", "parity_count", "bn_reestimate"}
 
 
+def export_request(cfg: SuiteConfig, model: str, device: str, deploy: bool) -> ExportRequest:
+    """What to export for a (model, device) of a suite: the model as configured, and the device options
+    that shape the artifact (the rest only shape the runner)."""
+    options = cfg.options_for(device)
+    return ExportRequest(model, activation=cfg.activation, weights=cfg.weights, deploy=deploy,
+                         settings=tuple(sorted((k, v) for k, v in options.items() if k in EXPORT_SETTINGS)))
+
+
 @dataclass(frozen=True)
 class Cell:
     model: str
@@ -125,9 +133,7 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
     stage = "export"
     try:
         base["model_info"] = _model_info(cell.model, cfg)
-        request = ExportRequest(
-            cell.model, activation=cfg.activation, weights=cfg.weights, deploy=cell.form == "deploy",
-            settings=tuple(sorted((k, v) for k, v in options.items() if k in EXPORT_SETTINGS)))
+        request = export_request(cfg, cell.model, cell.device, deploy=cell.form == "deploy")
         if device.exporter:
             artifact, _hit = get_exporter(device.exporter)(request, cfg.cache_dir)
             target = artifact

@@ -97,13 +97,13 @@ def _file_digest(path: str | None) -> str | None:
 def cache_key(target: str, request: ExportRequest, tool_versions: dict[str, str]) -> str:
     """Content key: the model's config (name, overrides, activation, weights' hash, the zoo's code), the
     exporter's settings and the versions of every library that shapes the artifact."""
-    from bench.zoo.spec_complexity import _zoo_code_hash
+    from bench.zoo.spec_complexity import zoo_code_hash
 
     exporter_code = Path(importlib.import_module(f"exporters.{target}").__file__).read_bytes()
     payload = {
         "target": target, "model": request.model, "deploy": request.deploy, "activation": request.activation,
         "overrides": sorted(request.overrides), "weights": _file_digest(request.weights),
-        "settings": sorted(request.settings), "versions": tool_versions, "zoo": _zoo_code_hash(),
+        "settings": sorted(request.settings), "versions": tool_versions, "zoo": zoo_code_hash(),
         "exporter": hashlib.sha256(exporter_code).hexdigest()[:16],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]

@@ -58,9 +58,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from bench.pipeline import export_request
     from bench.zoo import list_models
     from devices.base import get_device
-    from exporters.base import ExportRequest, copy_artifact, get_exporter
+    from exporters.base import copy_artifact, get_exporter
 
     cfg = _suite_from_args(args)
     rows = []
@@ -69,13 +70,9 @@ def cmd_export(args) -> int:
         device = get_device(device_name)
         if not device.exporter:
             raise UserError(f"device {device_name} runs the PyTorch model directly; nothing to export")
-        options = cfg.options_for(device_name)
-        from bench.pipeline import EXPORT_SETTINGS
-        settings = tuple(sorted((k, v) for k, v in options.items() if k in EXPORT_SETTINGS))
         exporter = get_exporter(device.exporter)
         for model in list_models(cfg.models):
-            request = ExportRequest(model, activation=cfg.activation, weights=cfg.weights,
-                                    deploy=cfg.form != "train", settings=settings)
+            request = export_request(cfg, model, device_name, deploy=cfg.form != "train")
             try:
                 artifact, hit = exporter(request, cfg.cache_dir)
             except UserError:

@@ -14,7 +14,7 @@ from bench.zoo.registry import create_model, resolve
 
 
 @functools.cache
-def _zoo_code_hash() -> str:
+def zoo_code_hash() -> str:
     """Any change to the zoo's code invalidates the cached counts."""
     h = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
@@ -25,7 +25,7 @@ def _zoo_code_hash() -> str:
 def spec_complexity(name: str, *, activation: str = "relu", cache_dir: Path | None = None,
                     **overrides) -> Complexity:
     spec = resolve(name)
-    key_src = json.dumps([spec.name, activation, sorted(overrides.items()), spec.input_size, _zoo_code_hash()],
+    key_src = json.dumps([spec.name, activation, sorted(overrides.items()), spec.input_size, zoo_code_hash()],
                          default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
     path = (cache_dir or default_cache_dir()) / "complexity.json"
