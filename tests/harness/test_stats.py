@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from bench.stats import (early_stopping_percentile, median_ci_order_stat, min_samples_for_early_stopping,
-                         summarize, trimmed_round_means)
+from bench.stats import (cluster_bootstrap_ci, cluster_bootstrap_median_ci, early_stopping_percentile,
+                         median_ci_order_stat, min_samples_for_early_stopping, summarize, trimmed_round_means)
 
 
 def test_summary_of_known_samples():
@@ -51,3 +51,19 @@ def test_early_stopping_p90():
     assert 40 <= n <= 64  # MLPerf documents 64 as the minimum query count for its early-stopping p90
     with pytest.raises(ValueError, match="too few"):
         early_stopping_percentile(np.arange(10.0))
+
+
+@pytest.mark.parametrize("per_round,rounds", [(1, 3), (2, 4), (7, 5), (50, 12), (300, 30)])
+def test_fast_median_bootstrap_equals_the_plain_one(per_round, rounds):
+    # Uneven round lengths, ties (values rounded to 1 us) and both odd and even pooled lengths.
+    rng = np.random.default_rng(per_round * 100 + rounds)
+    data = [np.round(rng.lognormal(0, 0.05, per_round + int(rng.integers(0, 3))), 3) for _ in range(rounds)]
+    assert cluster_bootstrap_median_ci(data) == pytest.approx(cluster_bootstrap_ci(data, np.median), abs=1e-12)
+
+
+def test_fast_median_bootstrap_reflects_between_round_noise():
+    steady = [np.full(20, 1.0) + 0.001 * np.arange(20) for _ in range(6)]
+    shifted = [r * (1 + 0.1 * (i % 2)) for i, r in enumerate(steady)]
+    lo_s, hi_s = cluster_bootstrap_median_ci(steady)
+    lo_d, hi_d = cluster_bootstrap_median_ci(shifted)
+    assert hi_s - lo_s < 0.02 < hi_d - lo_d
