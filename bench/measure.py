@@ -31,6 +31,7 @@ class Protocol:
     round_max_iters: int | None = None  # fixed-size rounds (paper, modelbench)
     round_warmup_iters: int = 0  # untimed inferences at the start of each round (modelbench: 1)
     target_rel_ci: float | None = 0.02  # stop when the 95% CI half-width is within this fraction
+    max_s: float = math.inf  # no round is started after this long (warm-up included), once min_rounds are done
     statistic: str = "median"
     trim: int = 0  # per round, drop this many lowest and highest (modelbench: 10)
     reload_each_round: bool = False
@@ -51,7 +52,7 @@ class Protocol:
 
 
 PRESETS: dict[str, Protocol] = {
-    "default": Protocol("default"),
+    "default": Protocol("default", max_s=5.0),
     "quick": Protocol("quick", warmup_iters=2, warmup_s=0.05, min_rounds=3, max_rounds=3, round_min_iters=3,
                       round_min_s=0.05, round_max_s=0.5, target_rel_ci=None, contention_retries=0),
     # The paper's mobile protocol: 1 warm-up, 1000 runs, the minimum (kept as 10 rounds of 100 for the CI).
@@ -192,7 +193,9 @@ def stopping_reason(m: Measurement, p: Protocol, elapsed_s: float) -> str:
     width = summarize(m.samples_ms, p.statistic, p.trim).ci_rel_halfwidth
     if width <= p.target_rel_ci:
         return f"precision reached (+-{width:.1%})"
-    return "round cap" if rounds >= p.max_rounds else ""
+    if rounds >= p.max_rounds:
+        return "round cap"
+    return f"time cap ({p.max_s:g} s)" if elapsed_s >= p.max_s else ""
 
 
 def measure(

@@ -81,6 +81,29 @@ def test_stopping_rule_adds_rounds_until_the_cap_on_a_noisy_clock():
     assert summarize(m.samples_ms).ci_rel_halfwidth > 0.02
 
 
+def test_time_cap_ends_a_cell_that_cannot_reach_precision_but_not_before_min_rounds():
+    levels = itertools.chain.from_iterable([lvl] * 10 for lvl in np.random.default_rng(3).uniform(5, 20, 1000))
+    p = Protocol("t", warmup_iters=0, warmup_s=0.5, min_rounds=3, max_rounds=1000, round_min_iters=10,
+                 round_max_iters=10, round_min_s=0, target_rel_ci=0.02, max_s=3.0)
+    fc = FakeClock(levels)
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert m.stop_reason == "time cap (3 s)"
+    # No round starts once 3 s have passed, so it ends within one round (<= 200 ms here) of the cap.
+    assert 3.0 <= fc.now / 1e9 <= 3.2
+    # A slow, noisy model: min_rounds x 10 x ~400 ms = 12 s > max_s, still 3 rounds.
+    fc = FakeClock(np.random.default_rng(5).uniform(300, 500, 1000))
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert len(m.samples_ms) == 3 and m.stop_reason == "time cap (3 s)"
+
+
+def test_default_preset_bounds_a_cell_in_time():
+    p = PRESETS["default"]
+    levels = itertools.chain.from_iterable([lvl] * 40 for lvl in np.random.default_rng(4).uniform(5, 9, 10000))
+    fc = FakeClock(levels)
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert m.stop_reason.startswith("time cap") and fc.now / 1e9 <= p.max_s + p.round_max_s
+
+
 def test_modelbench_preset_is_the_apps_protocol():
     p = PRESETS["modelbench"]
     reloads = []
