@@ -199,3 +199,9 @@ def test_importing_the_exporter_does_not_import_coremltools():
 
 def test_the_hygiene_probe_sees_an_import():
     assert "xml" in imported_after(["devices.coreml", "xml.dom.minidom"])
+
+
+def test_bench_toml_allows_exactly_the_exporters_deployment_targets():
+    from bench.config import DEVICE_OPTIONS
+    from exporters.coreml import SPEC_VERSIONS
+    assert set(DEVICE_OPTIONS["coreml"]["minimum_deployment_target"][1]) == set(SPEC_VERSIONS)
