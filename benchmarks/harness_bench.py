@@ -59,7 +59,7 @@ def _ratio(ra, rb) -> tuple[float, float, float]:
     return float(np.median(r)), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
 
 
-def bench_overhead(rounds: int = 20) -> None:
+def bench_overhead(rounds: int = 120) -> None:
     """What the harness reports vs what a bare loop around session.run sees, same session, same process."""
     artifact, _ = export(ExportRequest("mobileone_s0"), CACHE)
     proto = Protocol("overhead", warmup_iters=20, warmup_s=1.0, round_min_iters=50, round_min_s=0.5,
@@ -187,13 +187,14 @@ def main() -> None:
     ap.add_argument("what", choices=("overhead", "precision", "export", "ablation", "all"))
     ap.add_argument("--models", default="all")
     ap.add_argument("--threads", type=int, default=usable_cores())
+    ap.add_argument("--rounds", type=int, default=120, help="overhead: interleaved rounds per side")
     args = ap.parse_args()
     import platform
     print(f"host: {platform.node()}, {usable_cores()} usable cores, python {platform.python_version()}")
     if args.what in ("export", "all"):
         bench_export(args.models)
     if args.what in ("overhead", "all"):
-        bench_overhead()
+        bench_overhead(args.rounds)
     if args.what in ("ablation", "all"):
         bench_ablation()
     if args.what in ("precision", "all"):
