@@ -44,6 +44,8 @@ class Protocol:
     def __post_init__(self):
         if self.statistic not in STATISTICS:
             raise ValueError(f"statistic {self.statistic!r} not one of {STATISTICS}")
+        if not self.max_s > 0:  # also refuses NaN, which would silently turn the cap off
+            raise ValueError(f"max_s must be a positive number of seconds (inf: no time cap), not {self.max_s}")
         if not 1 <= self.min_rounds <= self.max_rounds:
             raise ValueError(f"rounds: need 1 <= min_rounds ({self.min_rounds}) <= max_rounds ({self.max_rounds})")
 

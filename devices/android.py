@@ -88,13 +88,14 @@ class RunParams:
 def run_params(p: "Protocol") -> RunParams:
     """benchmark_model runs one warm-up phase then one timed phase of at least num_runs and min_secs (stopping
     at max_secs); our rounds collapse into it: num_runs = min_rounds x iterations per round (fixed-size rounds
-    count their size), min_secs = min_rounds x round_min_s, both at least the protocol's totals; max_secs =
-    the round cap's time or what max_s leaves after the warm-up, the lesser. At least
+    count their size), min_secs = min_rounds x round_min_s, both at least the protocol's totals. At least
     one warm-up run, as the tool reports first-inference time from it."""
     per_round = p.round_max_iters if p.round_max_iters is not None else p.round_min_iters
     num_runs = max(p.min_rounds * per_round, p.min_total_iters, 1)
     min_secs = max(p.min_rounds * p.round_min_s, p.min_total_s)
-    budget = min(p.max_rounds * p.round_max_s, p.max_s - p.warmup_s)  # max_s counts the warm-up too
+    # Not max_s: benchmark_model's --max_secs would cut the run below num_runs, and the tool has no
+    # precision rule that could run long: it stops once num_runs and min_secs are both reached.
+    budget = p.max_rounds * p.round_max_s
     max_secs = min(budget, MAX_SECS_CAP) if math.isfinite(budget) else MAX_SECS_CAP
     return RunParams(warmup_runs=max(1, p.warmup_iters), warmup_min_secs=p.warmup_s, num_runs=num_runs,
                      min_secs=min_secs, max_secs=max(max_secs, min_secs))

@@ -1,8 +1,10 @@
 """devices/trtexec.py: help -> flags, the command lines, the --exportTimes and text parsers on fixtures in
 trtexec's documented formats, ExternalMeasurement, and the runner's orchestration over a stand-in trtexec."""
 import json
+import math
 import shutil
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -250,6 +252,14 @@ def test_runner_builds_once_then_measures_rounds(fake, tmp_path):
 
     m = again.measure_external(get_protocol("default"))  # identical rounds: the CI target is met at 5
     assert len(m.samples_ms) == 5 and m.stop_reason.startswith("precision reached")
+    # The time cap counts measuring time (one warm-up plus the timed inferences), not process starts:
+    # with an unreachable target it ends at the first round whose measured time reaches max_s.
+    per_round_s = sum(m.samples_ms[0]) / 1000
+    p = replace(get_protocol("default"), target_rel_ci=-1.0, max_rounds=9, max_s=1.0 + 6.5 * per_round_s)
+    m = again.measure_external(p)
+    assert len(m.samples_ms) == 7 and m.stop_reason.startswith("time cap")
+    m = again.measure_external(replace(p, max_s=math.inf))
+    assert len(m.samples_ms) == 9 and m.stop_reason == "round cap"
     with pytest.raises(RuntimeError, match="measure_external"):
         again.infer()
 

@@ -197,3 +197,7 @@ def test_unknown_protocol_and_bad_override():
         get_protocol("fastest")
     with pytest.raises(UserError, match="min_rounds"):
         get_protocol("default", min_rounds=10, max_rounds=2)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(UserError, match="max_s must be a positive number of seconds"):
+            get_protocol("default", max_s=bad)
+    assert get_protocol("default", max_s=float("inf")).max_s == float("inf")

@@ -58,7 +58,9 @@ def test_fast_median_bootstrap_equals_the_plain_one(per_round, rounds):
     # Uneven round lengths, ties (values rounded to 1 us) and both odd and even pooled lengths.
     rng = np.random.default_rng(per_round * 100 + rounds)
     data = [np.round(rng.lognormal(0, 0.05, per_round + int(rng.integers(0, 3))), 3) for _ in range(rounds)]
-    assert cluster_bootstrap_median_ci(data) == pytest.approx(cluster_bootstrap_ci(data, np.median), abs=1e-12)
+    plain = cluster_bootstrap_ci(data, np.median)
+    assert cluster_bootstrap_median_ci(data) == pytest.approx(plain, abs=1e-12)
+    assert cluster_bootstrap_median_ci(data, max_table=0) == pytest.approx(plain, abs=1e-12)  # untabulated path
 
 
 def test_fast_median_bootstrap_reflects_between_round_noise():

@@ -38,7 +38,7 @@ def test_pixel_tpu_flags_and_protocol_mapping():
                     "--use_nnapi=true", "--nnapi_accelerator_name=google-edgetpu", "--disable_nnapi_cpu=true"]
     default = A.benchmark_args(BIN, "m", PRESETS["default"], 4, "gpu", op_profiling=True)
     assert default[2:8] == ["--num_threads=4", "--warmup_runs=10", "--warmup_min_secs=1", "--num_runs=25",
-                            "--min_secs=1.25", "--max_secs=4"]
+                            "--min_secs=1.25", "--max_secs=75"]
     assert default[8:] == ["--use_gpu=true", "--enable_op_profiling=true", "--max_profiling_buffer_entries=4096"]
     assert A.delegate_flags("cpu") == ["--use_xnnpack=true"]
     assert A.delegate_flags("nnapi", "qti-htp")[1] == "--nnapi_accelerator_name=qti-htp"
