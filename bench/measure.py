@@ -10,8 +10,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-import numpy as np
-
 from bench.errors import UserError
 from bench.stats import STATISTICS, summarize
 
@@ -245,7 +243,3 @@ def timed_ms(fn: Callable[[], object], clock: Clock = time.perf_counter_ns) -> t
     t0 = clock()
     out = fn()
     return out, (clock() - t0) / 1e6
-
-
-def rel_halfwidth(samples_ms: list[list[float]], statistic: str = "median", trim: int = 0) -> float:
-    return summarize([np.asarray(r) for r in samples_ms], statistic, trim).ci_rel_halfwidth

@@ -59,7 +59,7 @@ def _ratio(ra, rb) -> tuple[float, float, float]:
     return float(np.median(r)), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
 
 
-def bench_overhead(rounds: int = 120) -> None:
+def bench_overhead(rounds: int) -> None:
     """What the harness reports vs what a bare loop around session.run sees, same session, same process."""
     artifact, _ = export(ExportRequest("mobileone_s0"), CACHE)
     proto = Protocol("overhead", warmup_iters=20, warmup_s=1.0, round_min_iters=50, round_min_s=0.5,
