@@ -20,8 +20,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.errors import UserError
-from bench.measure import Clock, ContentionProbe, Protocol, run_round, warm_up
+from bench.core.errors import UserError
+from bench.measure import Clock, ContentionProbe, run_round, warm_up
+from bench.core.protocol import Protocol
+from bench.zoo import build_model
 
 BASE, HEAD = "base", "head"
 WORKTREE = "WORKTREE"  # --head's default: the checkout as it is, uncommitted edits included
@@ -153,10 +155,10 @@ class Variant:
 
     def load_target(self, model: str):
         """What the runner's load() takes: the artifact, or the PyTorch model built from the request."""
-        from exporters.base import ExportRequest
+        from bench.core.artifact import ExportRequest
 
         target = self.targets[model]
-        return target.build() if isinstance(target, ExportRequest) else target
+        return build_model(target) if isinstance(target, ExportRequest) else target
 
 
 def form_of(artifact) -> str:
@@ -198,7 +200,7 @@ def export_in_tree(tree: Path, models: list[str], device: str, cache_dir: Path,
                    options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Export `models` with the exporter of the source tree `tree` (its own `bench export`, run with the
     tree first on the import path), into `cache_dir`. Returns (model -> ExportArtifact, model -> error)."""
-    from exporters.base import ExportArtifact
+    from bench.core.artifact import ExportArtifact
 
     def run(names: list[str]):
         cmd = [sys.executable, "-m", "bench.cli", "export", "--device", device, "--models", ",".join(names),
@@ -327,7 +329,7 @@ def variant_from_artifacts(label: str, folder: str, models: str | None, device: 
     """Artifacts as `bench export --out DIR` writes them: <model>.<ext> with the record <model>.<target>.json."""
     from bench.zoo import list_models
     from devices.base import get_device
-    from exporters.base import ExportArtifact
+    from bench.core.artifact import ExportArtifact
 
     d = Path(folder)
     if not d.is_dir():

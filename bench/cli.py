@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 EXIT_USAGE = 2
 

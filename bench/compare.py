@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.stats import RatioEstimate
 
 PASS, FAIL, UNSTABLE, ERROR, SKIP = "PASS", "FAIL", "UNSTABLE", "ERROR", "SKIP"
@@ -210,7 +210,7 @@ def _md_escape(text: str) -> str:
 
 
 def write_outputs(report: GateReport, markdown: str | None, json_path: str | None) -> None:
-    from bench.fileio import atomic_write_json, atomic_write_text
+    from bench.core.io import atomic_write_json, atomic_write_text
 
     if markdown:
         atomic_write_text(Path(markdown), to_markdown(report))
@@ -464,7 +464,8 @@ def measure_ab_cell(model: str, base, head, protocol, plan: ABPlan, level: float
     """Load both sides' runners, warm both up, then interleave their rounds until the verdict settles."""
     from bench.ab import RoundMeasurer, interleave, warm_up_all
     from bench.measure import ContentionProbe
-    from devices.base import RunnerOptions, get_device, make_runner
+    from bench.core.runner import RunnerOptions
+    from devices.base import get_device, make_runner
 
     device = get_device(base.device)
     if device.kind != "cpu" and base.device != "tflite":
@@ -569,7 +570,7 @@ def calibrate(variant, protocol, pairs: int, repeats: int, alpha: float = DEFAUL
     so the suggestion is what `bench ab --effects` can actually resolve."""
     from bench.env import cpu_info, library_versions
     from bench.stats import paired_ratio, robust_sd, suggest_min_effect
-    from bench.store import now_iso
+    from bench.core.io import now_iso
 
     models = list(variant.targets)
     if not models:
@@ -626,7 +627,7 @@ def accept_baseline(ref: str, runs_dir: Path, baselines_dir: Path = Path(BASELIN
     """Copy a complete run into the baselines folder, every cell carrying its environment key, so that
     `bench compare <name> NEW` and trend plots can use it later and elsewhere."""
     from bench.env import env_key
-    from bench.fileio import atomic_write_json
+    from bench.core.io import atomic_write_json
     from bench.store import find_run, load_run
 
     src = find_run(ref, runs_dir)

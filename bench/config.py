@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
-from bench.fileio import default_cache_dir
-from bench.measure import PRESETS, Protocol
+from bench.core.errors import UserError
+from bench.core.io import default_cache_dir
+from bench.core.options import check_value
+from bench.core.protocol import PRESETS, Protocol
 
 DEFAULT_CONFIG = "bench.toml"
 FORMS = ("deploy", "train", "both")
@@ -96,21 +97,6 @@ class SuiteConfig:
         d["device_options"] = tuple(sorted((k, tuple(sorted(v.items())))
                                            for k, v in d.get("device_options", {}).items()))
         return validate(cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__}))
-
-
-def _type_name(t) -> str:
-    return getattr(t, "__name__", str(t))
-
-
-def check_value(key: str, value: Any, typ: type, allowed: tuple | None) -> Any:
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
-        raise UserError(f"{key} = {value!r} is not a {_type_name(typ)}"
-                        + (f"; allowed: {', '.join(map(str, allowed))}" if allowed else ""))
-    if allowed is not None and value not in allowed:
-        raise UserError(f"{key} = {value!r} is not allowed; use one of {', '.join(map(str, allowed))}")
-    return value
 
 
 def _protocol_value(key: str, value: Any) -> Any:
@@ -248,18 +234,6 @@ def with_cli(cfg: SuiteConfig, **flags) -> SuiteConfig:
     if changes.get("threads") == "auto":
         changes["threads"] = None
     return validate(replace(cfg, **changes))
-
-
-def as_bool(key: str, value, what: str = "option") -> bool:
-    """A true/false option given as a bool or as text (true/false, yes/no, on/off, 1/0)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise UserError(f"{what} {key}={value!r} is not true/false; use {key}=true or {key}=false")
 
 
 def _parse_scalar(text: str):

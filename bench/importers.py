@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench.errors import UserError
-from bench.results import OK, LatencyResult
+from bench.core.errors import UserError
+from bench.core.result import OK, LatencyResult
 
 FORMATS = ("modelbench", "csv", "json")
 SAMPLE_STATISTICS = ("median", "min", "trimmed_mean", "p90_early_stop")  # bench.stats.STATISTICS
@@ -206,7 +206,7 @@ def _modelbench_cell(b: _Block, source: str) -> ImportedCell:
     if not samples and inferences <= 2 * trim:
         raise _err(source, f.get("trim", ("", b.line))[1],
                    f"{inferences} inferences per round cannot drop {trim} lowest and {trim} highest")
-    from bench.measure import PRESETS
+    from bench.core.protocol import PRESETS
 
     protocol = replace(PRESETS["modelbench"], min_rounds=rounds_n, max_rounds=rounds_n,
                        round_min_iters=inferences, round_max_iters=inferences, trim=trim).to_dict()
@@ -445,7 +445,8 @@ def parse(text: str, fmt: str, source: str, statistic: str | None = None, trim: 
 def import_text(text: str, fmt: str, source: str, info: DeviceInfo, statistic: str | None = None,
                 trim: int | None = None, command: list[str] | None = None, source_sha256: str | None = None):
     """Parse everything, then build the Run; raises before anything exists when any part is wrong."""
-    from bench.store import Run, new_run_id, now_iso
+    from bench.store import Run, new_run_id
+    from bench.core.io import now_iso
 
     if not info.device_name or not info.device_name.strip():
         raise UserError("a device name is needed for imported numbers; pass --device-name \"iPhone 12\"")

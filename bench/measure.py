@@ -1,6 +1,6 @@
-"""The one timing loop: warm-up, rounds x iterations, a stopping rule, protocol presets, contention checks.
+"""The one timing loop: warm-up, rounds x iterations, a stopping rule, contention checks.
 
-See MEASUREMENT.md in the repository's docs for the protocol and where each preset comes from.
+The protocol and its presets are in bench/core/protocol.py; docs/measurement.md says where each comes from.
 """
 from __future__ import annotations
 
@@ -10,78 +10,10 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from bench.errors import UserError
-from bench.stats import STATISTICS, summarize
+from bench.core.protocol import Protocol
+from bench.stats import summarize
 
 Clock = Callable[[], int]  # nanoseconds
-
-
-@dataclass(frozen=True)
-class Protocol:
-    name: str
-    warmup_iters: int = 10  # at least this many warm-up inferences...
-    warmup_s: float = 1.0  # ...and at least this long
-    min_rounds: int = 5
-    max_rounds: int = 30
-    round_min_iters: int = 5
-    round_min_s: float = 0.25
-    round_max_s: float = 2.5
-    round_max_iters: int | None = None  # fixed-size rounds (paper, modelbench)
-    round_warmup_iters: int = 0  # untimed inferences at the start of each round (modelbench: 1)
-    target_rel_ci: float | None = 0.02  # stop when the 95% CI half-width is within this fraction
-    max_s: float = math.inf  # no round is started after this long (warm-up included), once min_rounds are done
-    statistic: str = "median"
-    trim: int = 0  # per round, drop this many lowest and highest (modelbench: 10)
-    reload_each_round: bool = False
-    min_total_iters: int = 0  # mlperf: 1024 queries
-    min_total_s: float = 0.0  # mlperf: 60 s
-    contention_threshold: float = 0.25  # other processes' share of our cores above which a round is redone
-    contention_retries: int = 2
-    contention_wait_s: float = 1.0
-
-    def __post_init__(self):
-        if self.statistic not in STATISTICS:
-            raise ValueError(f"statistic {self.statistic!r} not one of {STATISTICS}")
-        if not self.max_s > 0:  # also refuses NaN, which would silently turn the cap off
-            raise ValueError(f"max_s must be a positive number of seconds (inf: no time cap), not {self.max_s}")
-        if not 1 <= self.min_rounds <= self.max_rounds:
-            raise ValueError(f"rounds: need 1 <= min_rounds ({self.min_rounds}) <= max_rounds ({self.max_rounds})")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-PRESETS: dict[str, Protocol] = {
-    "default": Protocol("default", max_s=5.0),
-    "quick": Protocol("quick", warmup_iters=2, warmup_s=0.05, min_rounds=3, max_rounds=3, round_min_iters=3,
-                      round_min_s=0.05, round_max_s=0.5, target_rel_ci=None, contention_retries=0),
-    # The paper's mobile protocol: 1 warm-up, 1000 runs, the minimum (kept as 10 rounds of 100 for the CI).
-    "paper": Protocol("paper", warmup_iters=1, warmup_s=0.0, min_rounds=10, max_rounds=10, round_min_iters=100,
-                      round_max_iters=100, round_min_s=0.0, round_max_s=math.inf, target_rel_ci=None,
-                      statistic="min"),
-    # ModelBench: 20 rounds x 50, model reloaded and 1 warm-up per round, trim 10 + 10, mean of round means.
-    "modelbench": Protocol("modelbench", warmup_iters=0, warmup_s=0.0, min_rounds=20, max_rounds=20,
-                           round_min_iters=50, round_max_iters=50, round_warmup_iters=1, round_min_s=0.0,
-                           round_max_s=math.inf, target_rel_ci=None, statistic="trimmed_mean", trim=10,
-                           reload_each_round=True),
-    # MLPerf SingleStream: >= 1024 queries and >= 60 s, p90 under binomial early stopping (99% bound).
-    "mlperf": Protocol("mlperf", min_rounds=1, max_rounds=100000, round_min_iters=64, round_min_s=1.0,
-                       round_max_s=5.0, target_rel_ci=None, statistic="p90_early_stop", min_total_iters=1024,
-                       min_total_s=60.0),
-}
-# On GPUs the paper reports the median of 100 runs.
-GPU_PAPER = replace(PRESETS["paper"], min_rounds=5, max_rounds=5, round_min_iters=20, round_max_iters=20,
-                    statistic="median", warmup_s=0.2)
-
-
-def get_protocol(name: str, device_kind: str = "cpu", **overrides) -> Protocol:
-    if name not in PRESETS:
-        raise UserError(f"unknown protocol {name!r}; known protocols: {', '.join(PRESETS)}")
-    proto = GPU_PAPER if (name == "paper" and device_kind == "gpu") else PRESETS[name]
-    try:
-        return replace(proto, **overrides) if overrides else proto
-    except (TypeError, ValueError) as e:
-        raise UserError(f"protocol {name}: {e}") from None
 
 
 class ContentionProbe:

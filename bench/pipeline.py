@@ -13,14 +13,18 @@ from typing import Protocol as TypingProtocol
 
 from bench import env as envmod
 from bench.config import SuiteConfig
-from bench.errors import UserError
-from bench.measure import ContentionProbe, Measurement, Protocol, get_protocol, measure, timed_ms
-from bench.results import FAILED, LatencyResult
+from bench.core.errors import UserError
+from bench.measure import ContentionProbe, Measurement, measure, timed_ms
+from bench.core.protocol import Protocol, get_protocol
+from bench.core.result import FAILED, LatencyResult
 from bench.stats import summarize
-from bench.store import Run, RunWriter, load_run, new_run_id, now_iso, run_path
-from devices.base import (ExternalMeasurement, RunnerOptions, get_device, make_runner, runner_availability,
-                          runners_for)
-from exporters.base import ExportRequest, get_exporter
+from bench.store import Run, RunWriter, load_run, new_run_id, run_path
+from bench.core.io import now_iso
+from bench.core.runner import ExternalMeasurement, RunnerOptions
+from devices.base import get_device, make_runner, runner_availability, runners_for
+from bench.core.artifact import ExportRequest
+from exporters.base import get_exporter
+from bench.zoo import build_model
 
 # Device options that shape the exported artifact (the rest only shape the runner).
 EXPORT_SETTINGS = {"precision", "opt_level", "minimum_deployment_target", "io_precision", "image_input",
@@ -140,7 +144,7 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
             base["artifact"] = artifact.to_dict()
             base["precision"] = artifact.precision
         else:
-            target = request.build()
+            target = build_model(request)
         stage = "load"
         runner = make_runner(cell.runner_path, RunnerOptions(threads=threads, extra=options))
         with runner:
@@ -204,7 +208,7 @@ def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = 
         run = Run(run_id=new_run_id(), created=now_iso(), command=command, config=cfg.to_dict(),
                   env=envmod.capture(threads))
         if any(get_device(d).kind == "gpu" for d in cfg.devices):
-            from devices.gpu import gpu_env
+            from bench.env.gpu import gpu_env
             run.env["gpu"] = gpu_env()
         path = run_path(cfg.out_dir, run.run_id)
         done = set()

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as sps
 
+from bench.core.protocol import STATISTICS  # the protocol names them; this module computes them
+
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20220614  # fixed: the same samples always give the same interval
 
@@ -161,8 +163,6 @@ def min_samples_for_early_stopping(percentile: float = 0.90, confidence: float =
         n += 1
     return n
 
-
-STATISTICS = ("median", "min", "trimmed_mean", "p90_early_stop")
 
 
 def summarize(rounds: list[list[float]] | list[np.ndarray], statistic: str = "median", trim: int = 0,

@@ -8,16 +8,12 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.errors import UserError
-from bench.fileio import atomic_write_json
-from bench.results import RUN_KIND, SCHEMA_VERSION, LatencyResult, cell_id
+from bench.core.errors import UserError
+from bench.core.io import atomic_write_json, now_iso
+from bench.core.result import RUN_KIND, SCHEMA_VERSION, LatencyResult, cell_id
 
 # History of the format (see results/README.md). A reader accepts exactly these versions.
 SUPPORTED_SCHEMAS = {1}
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 def new_run_id() -> str:

@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
 
 from bench.ab import BASE, HEAD, RoundResult, interleave, variant_from_config  # noqa: E402
 from bench.compare import FAIL, PASS, UNSTABLE, ABPlan, Effects, decide_pairs, run_ab  # noqa: E402
-from bench.measure import get_protocol  # noqa: E402
+from bench.core.protocol import get_protocol  # noqa: E402
 from bench.stats import robust_sd  # noqa: E402
 
 MODELS = "mobileone_s0,mobileone_s1,mobileone_s2,mobilenetv2_100"
@@ -254,7 +254,7 @@ def main(argv=None) -> int:
           f"{sims[1]['aa_job_false_alarm_rate']:.1%}, {sims[1]['caught_rate']:.1%} | "
           f"{'claims hold' if ok else 'NOT all claims hold'}")
     if args.json:
-        from bench.fileio import atomic_write_json
+        from bench.core.io import atomic_write_json
         atomic_write_json(Path(args.json), {"args": vars(args), "real": real, "simulations": sims,
                                             "rows": rows, "all_claims_hold": ok})
     return 0 if ok else 1

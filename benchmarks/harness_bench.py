@@ -24,13 +24,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.env import usable_cores  # noqa: E402
-from bench.measure import PRESETS, ContentionProbe, Protocol, measure, run_round, warm_up  # noqa: E402
+from bench.core.protocol import PRESETS, Protocol
+from bench.measure import ContentionProbe, measure, run_round, warm_up  # noqa: E402
 from bench.stats import summarize  # noqa: E402
 from bench.zoo import create_model, list_models  # noqa: E402
-from devices.base import RunnerOptions  # noqa: E402
+from bench.core.runner import RunnerOptions  # noqa: E402
 from devices.ort_cpu import OrtCpuRunner  # noqa: E402
 from devices.torch_cpu import TorchCpuRunner  # noqa: E402
-from exporters.base import ExportRequest  # noqa: E402
+from bench.core.artifact import ExportRequest  # noqa: E402
 from exporters.onnx import export  # noqa: E402
 
 CACHE = Path(tempfile.gettempdir()) / "mobileone-bench-benchmarks"

@@ -21,13 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from bench.errors import MissingBackendError, UserError
-from devices.base import Availability, ExternalMeasurement, RunnerBase, RunnerOptions
+from bench.core.errors import MissingBackendError, UserError
+from bench.core.runner import Availability, ExternalMeasurement, RunnerBase, RunnerOptions
 from devices.benchmark_model_parser import BenchmarkOutput, delegated_share, parse
 
 if TYPE_CHECKING:
-    from bench.measure import Protocol
-    from exporters.base import ExportArtifact
+    from bench.core.protocol import Protocol
+    from bench.core.artifact import ExportArtifact
 
 REMOTE_DIR = "/data/local/tmp/mobileone-bench"
 DEFAULT_DELEGATE = "nnapi"

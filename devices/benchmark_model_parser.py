@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PREFIX = re.compile(r"^\s*(?:(?:INFO|VERBOSE|WARNING|ERROR|DEBUG)\s*:\s*|[VDIWEF]\s+tflite\s*:\s*)?")

@@ -3,9 +3,10 @@ torch.inference_mode, optionally replayed as a CUDA graph; each inference timed 
 stream, which is synchronized before infer() returns. torch.cuda is touched only inside methods."""
 from __future__ import annotations
 
-from bench.errors import UserError
-from devices.base import RunnerBase, RunnerOptions
-from devices.gpu import env_info, gpu_snapshot, option_flag, require_cuda_device
+from bench.core.errors import UserError
+from bench.core.runner import RunnerBase, RunnerOptions
+from bench.env.gpu import env_info, gpu_snapshot, require_cuda_device
+from bench.core.options import option_flag
 
 PRECISIONS = {"fp16": "float16", "fp32": "float32"}
 DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)

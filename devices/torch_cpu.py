@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from devices.base import RunnerBase, RunnerOptions
+from bench.core.runner import RunnerBase, RunnerOptions
 
 
 class TorchCpuRunner(RunnerBase):

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UserError
-from devices.base import RunnerBase, RunnerOptions
-from devices.gpu import env_info, gpu_snapshot, option_flag, require_cuda_device
+from bench.core.errors import UserError
+from bench.core.runner import RunnerBase, RunnerOptions
+from bench.env.gpu import env_info, gpu_snapshot, require_cuda_device
+from bench.core.options import option_flag
 
 # tensorrt.DataType member names -> torch dtype names
 TRT_TO_TORCH = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
@@ -65,7 +66,7 @@ class TrtRunner(RunnerBase):
         self._before: dict | None = None
 
     def load(self, target) -> None:
-        from exporters.base import require
+        from bench.core.optional import require
 
         require("tensorrt", "trt", "the trt runner")
         require_cuda_device()

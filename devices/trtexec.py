@@ -19,14 +19,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.errors import MissingBackendError, UserError
-from bench.fileio import atomic_write_json, read_json
-from devices.base import ExternalMeasurement, RunnerBase, RunnerOptions
-from devices.gpu import option_flag
-from exporters.base import build_into
+from bench.core.errors import MissingBackendError, UserError
+from bench.core.runner import Availability
+from bench.env.gpu import common_gpu_problem, gather_facts
+from bench.core.io import atomic_write_json, read_json
+from bench.core.runner import ExternalMeasurement, RunnerBase, RunnerOptions
+from bench.core.options import option_flag
+from bench.core.io import build_into
 
 if TYPE_CHECKING:
-    from bench.measure import Protocol
+    from bench.core.protocol import Protocol
 
 TRTEXEC_ENV = "TRTEXEC"
 # Where NVIDIA's packages put trtexec (Debian/RPM packages, NGC containers, tar installs).
@@ -362,6 +364,20 @@ def find_trtexec(explicit: str | None) -> str:
     return found
 
 
+def check_trtexec() -> Availability:
+    """trtexec needs a driver and a GPU, and the trtexec binary (found on PATH, $TRTEXEC or NVIDIA's
+    install locations); it needs neither PyTorch's CUDA build nor the tensorrt Python package."""
+    why = common_gpu_problem(gather_facts())
+    if why:
+        return Availability("unavailable", why)
+    try:
+        find_trtexec(None)
+    except MissingBackendError as e:
+        return Availability("unavailable", str(e))
+    return Availability("available")
+
+
+
 def engine_key(onnx_sha256: str, trtexec_version: str | None, gpu_name: str, compute_capability: str,
                precision: str, opt_level: int) -> str:
     payload = [onnx_sha256, trtexec_version, gpu_name, compute_capability, precision, opt_level]
@@ -371,7 +387,8 @@ def engine_key(onnx_sha256: str, trtexec_version: str | None, gpu_name: str, com
 def _source(target, extra: dict) -> tuple[Path, str, str, str, int]:
     """(onnx path, its sha256, model name, precision, opt_level) from what the pipeline hands over: an ONNX
     artifact, our tensorrt artifact (built from an ONNX it names), or a path."""
-    from exporters.base import ExportArtifact, sha256_of
+    from bench.core.artifact import ExportArtifact
+    from bench.core.io import sha256_of
 
     precision = str(extra.get("precision", "fp16"))
     opt_level = int(extra.get("opt_level", 3))
@@ -422,8 +439,8 @@ class TrtexecRunner(RunnerBase):
         self._info: dict = {}
 
     def load(self, target) -> None:
-        from bench.fileio import default_cache_dir
-        from devices.gpu import GpuIdentity, gpu_env, gpu_identity
+        from bench.core.io import default_cache_dir
+        from bench.env.gpu import GpuIdentity, gpu_env, gpu_identity
 
         onnx, onnx_sha, model, self.precision, self.opt_level = _source(target, self.extra)
         self.exe = find_trtexec(self.extra.get("trtexec"))
@@ -480,7 +497,7 @@ class TrtexecRunner(RunnerBase):
 
     def measure_external(self, protocol: Protocol) -> ExternalMeasurement:
         from bench.measure import Measurement, stopping_reason  # the engine's own stopping rule, shared
-        from devices.gpu import gpu_snapshot
+        from bench.env.gpu import gpu_snapshot
 
         s = settings_for(protocol, self.extra, self.precision, self.opt_level)
         timeout = s.warmup_ms / 1000 + s.duration_s + float(self.extra.get("round_timeout_s", 300.0))

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import UserError
-from exporters.base import ExportArtifact, ExportRequest, cached_export, require, versions_of
+from bench.core.errors import UserError
+from bench.core.artifact import ExportArtifact, ExportRequest
+from exporters.base import cached_export
+from bench.core.optional import require, versions_of
+from bench.zoo import build_model
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 FILENAME = "model.mlpackage"
@@ -342,7 +345,7 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     def build(path: Path) -> ExportArtifact:
         from bench.zoo import resolve
 
-        model = request.build()
+        model = build_model(request)
         shape = tuple(resolve(request.model).input_size)
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
         out_shape, peak = activation_peak(model, x)

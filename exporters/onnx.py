@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from exporters.base import ExportArtifact, ExportRequest, cached_export, versions_of
+from bench.core.artifact import ExportArtifact, ExportRequest
+from exporters.base import cached_export
+from bench.core.optional import versions_of
+from bench.zoo import build_model
 
 OPSET = 18  # pinned: the artifact's meaning must not move with torch's default
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -84,7 +87,7 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     import onnx
 
     def build(path: Path) -> ExportArtifact:
-        model = request.build()
+        model = build_model(request)
         spec_shape = (1, 3, 224, 224)
         x = torch.randn(spec_shape, generator=torch.Generator().manual_seed(0))
         exporter = _quiet_export(model, x, path)

@@ -13,9 +13,11 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.errors import UserError
-from bench.fileio import atomic_write_bytes, atomic_write_json
-from exporters.base import ExportArtifact, ExportRequest, cached_export, require
+from bench.core.errors import UserError
+from bench.core.io import atomic_write_bytes, atomic_write_json
+from bench.core.artifact import ExportArtifact, ExportRequest
+from exporters.base import cached_export
+from bench.core.optional import require
 
 TARGET = "tensorrt"
 ENGINE_FILE = "model.engine"
@@ -164,7 +166,7 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     require("tensorrt", "trt", "the tensorrt exporter")
     import tensorrt as trt
 
-    from devices.gpu import gpu_identity
+    from bench.env.gpu import gpu_identity
     from exporters import onnx as onnx_exporter
 
     cfg = build_config(request, trt.__version__)  # bad settings fail before the ONNX export runs

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import UserError
-from exporters.base import ExportArtifact, ExportRequest, cached_export, require, versions_of
+from bench.core.errors import UserError
+from bench.core.artifact import ExportArtifact, ExportRequest
+from exporters.base import cached_export
+from bench.core.optional import require, versions_of
 
 FILENAME = "model.tflite"
 SETTINGS = {  # key -> (default, help); the tflite and android devices share this exporter
@@ -57,7 +59,7 @@ class TFLiteSettings:
 
 
 def _as_bool(key: str, value) -> bool:
-    from bench.config import as_bool
+    from bench.core.options import as_bool
     return as_bool(key, value, what="tflite setting")
 
 
@@ -210,7 +212,7 @@ def build_model(request: ExportRequest, s: TFLiteSettings, images: np.ndarray):
 
     reestimate = s.bn_reestimate == "yes" or (s.bn_reestimate == "auto" and request.weights is None)
     if not reestimate:
-        return request.build(), "stored statistics kept (weights given, or bn_reestimate=no)"
+        return build_model(request), "stored statistics kept (weights given, or bn_reestimate=no)"
     model = create_model(request.model, deploy=False, weights=request.weights, activation=request.activation,
                          **dict(request.overrides))
     images = images[:BN_IMAGES]

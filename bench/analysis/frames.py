@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 # The cell's env_key fields that make up the device key (bench.env.env_key writes them).
 KEY_FIELDS = ("device", "runner", "precision", "threads", "cpu_model", "gpu", "device_name", "runtime_version")
@@ -28,9 +28,9 @@ PAPER_RUN_ID = "paper"
 def load_runs(paths: list[Path]):
     """Read run files (each checked by store.load_run); a model the zoo does not know is an error."""
     from bench.store import load_run
-    from bench.zoo import registry
+    from bench.zoo import model_specs
 
-    known = registry()
+    known = model_specs()
     runs, seen = [], set()
     for path in paths:
         run = load_run(path)
@@ -155,9 +155,9 @@ def models_frame(names, known: dict[str, tuple[float, float]] | None = None) -> 
     paper's latency on each of its platforms (paper_<platform> columns). Params and MACs are those recorded
     with the results (`known`: model -> (params M, MACs M)), else counted by the zoo (cached on disk)."""
     from bench.reference import PAPER_PLATFORMS
-    from bench.zoo import registry, spec_complexity
+    from bench.zoo import model_specs, spec_complexity
 
-    reg = registry()
+    reg = model_specs()
     order = {n: i for i, n in enumerate(reg)}
     rows = []
     for name in sorted(set(names), key=lambda n: order.get(n, len(order))):
@@ -177,8 +177,8 @@ def models_frame(names, known: dict[str, tuple[float, float]] | None = None) -> 
 
 
 def study_models() -> list[str]:
-    from bench.zoo import registry
-    return [n for n, s in registry().items() if s.in_study]
+    from bench.zoo import model_specs
+    return [n for n, s in model_specs().items() if s.in_study]
 
 
 def paper_cells(models: pd.DataFrame) -> pd.DataFrame:

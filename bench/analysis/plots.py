@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.analysis import correlate
 from bench.analysis.frames import PLATFORM_SHORT, Dataset, device_order, slug
-from bench.errors import MissingBackendError
+from bench.core.errors import MissingBackendError
 
 C_MOBILEONE = "#d62728"
 C_OTHER = "#1f77b4"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.analysis.frames import PLATFORM_SHORT, device_order
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 FORMATS = ("md", "csv", "latex")
 FLAGS_MARKED = ("contended", "precision-not-reached")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.commands import print_json
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 TABLES_DIR = Path("results/tables")
 PLOTS_DIR = Path("results/plots")
@@ -26,7 +26,7 @@ def _dataset(args, keep_all: bool = False):
 
 def cmd_table(args) -> int:
     from bench.analysis.tables import EXTENSIONS, build_table, render
-    from bench.fileio import atomic_write_text
+    from bench.core.io import atomic_write_text
 
     ds = _dataset(args, keep_all=args.all)
     table = build_table(ds.cells, ds.models, sort=args.sort, paper=ds.paper)

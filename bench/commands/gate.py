@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from bench.commands import print_json
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 GATE_MODELS = "mobileone_s0,mobileone_s1,mobileone_s2,mobilenetv2_100"
 
@@ -97,7 +97,7 @@ def _effects(args, threads: int, device: str):
 
 
 def _protocol(name: str, device: str):
-    from bench.measure import get_protocol
+    from bench.core.protocol import get_protocol
     from devices.base import get_device
     return get_protocol(name, get_device(device).kind)
 
@@ -196,7 +196,7 @@ def cmd_calibrate(args) -> int:
     from bench import ab
     from bench.compare import ABPlan, calibrate, calibration_rows, log_to_stderr
     from bench.console import print_table
-    from bench.fileio import atomic_write_json
+    from bench.core.io import atomic_write_json
 
     device = args.device
     _device(device)

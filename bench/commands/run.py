@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from bench.commands import print_json
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 
 def _suite_from_args(args):

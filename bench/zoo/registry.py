@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from bench import reference
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.zoo import mobileone, repvgg
 from bench.zoo.surgery import reparameterize
 
@@ -156,7 +156,7 @@ def paper_order() -> dict[str, int]:
 
 
 @functools.cache
-def registry() -> dict[str, ModelSpec]:
+def model_specs() -> dict[str, ModelSpec]:
     return _build_registry()
 
 
@@ -168,14 +168,14 @@ def _normalize(text: str) -> str:
 def _aliases() -> dict[str, str]:
     """Normalized name or paper name -> registry name ('MobileOne-S0', 'mobileone-s0', 'MobileNetV2-x1.0')."""
     table = {}
-    for spec in registry().values():
+    for spec in model_specs().values():
         table[_normalize(spec.name)] = spec.name
         table[_normalize(spec.paper_name)] = spec.name
     return table
 
 
 def known_models_line() -> str:
-    return "known models: " + ", ".join(registry())
+    return "known models: " + ", ".join(model_specs())
 
 
 def resolve(name: str) -> ModelSpec:
@@ -183,7 +183,7 @@ def resolve(name: str) -> ModelSpec:
     key = _aliases().get(_normalize(name))
     if key is None:
         raise UserError(f"unknown model {name!r}; {known_models_line()}")
-    return registry()[key]
+    return model_specs()[key]
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -195,19 +195,19 @@ def list_models(pattern: str = "*") -> list[str]:
         if not term:
             continue
         if term in ("all", "*"):
-            matched = list(registry())
+            matched = list(model_specs())
         elif term == "study":
-            matched = [n for n, s in registry().items() if s.in_study]
+            matched = [n for n, s in model_specs().items() if s.in_study]
         elif _normalize(term) in _aliases() and not any(c in term for c in "*?["):
             matched = [_aliases()[_normalize(term)]]
         else:
-            matched = [n for n in registry() if fnmatch.fnmatchcase(n, term.lower())]
+            matched = [n for n in model_specs() if fnmatch.fnmatchcase(n, term.lower())]
         if not matched:
             raise UserError(f"no model matches {term!r}; {known_models_line()}")
         names.extend(n for n in matched if n not in names)
     if not names:
         raise UserError(f"no model pattern given; {known_models_line()}")
-    order = list(registry())
+    order = list(model_specs())
     return sorted(names, key=order.index)
 
 

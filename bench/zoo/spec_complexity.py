@@ -1,25 +1,16 @@
 """Complexity of a registered model's deploy form, cached on disk by the model's config and the zoo's code."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from pathlib import Path
 
 import torch
 
-from bench.fileio import atomic_write_json, default_cache_dir, read_json
+from bench.core.io import atomic_write_json, default_cache_dir, read_json
+from bench.zoo.code_hash import zoo_code_hash
 from bench.zoo.complexity import Complexity, complexity
 from bench.zoo.registry import create_model, resolve
-
-
-@functools.cache
-def zoo_code_hash() -> str:
-    """Any change to the zoo's code invalidates the cached counts."""
-    h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def spec_complexity(name: str, *, activation: str = "relu", cache_dir: Path | None = None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.env import env_key
-from bench.results import FAILED, OK, LatencyResult
+from bench.core.result import FAILED, OK, LatencyResult
 from bench.store import Run, RunWriter
 
 # (params M, MACs M) as the pipeline records them in model_info: known values, so no counting is needed.

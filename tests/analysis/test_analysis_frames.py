@@ -4,7 +4,7 @@ import json
 import pytest
 
 from bench.analysis.frames import load_dataset
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 
 def test_runs_from_two_environments_merge_and_the_newest_cell_wins(tmp_path, write_run, mk):

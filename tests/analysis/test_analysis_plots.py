@@ -98,7 +98,7 @@ def test_log_scale_only_where_values_span_about_a_decade():
 def test_missing_matplotlib_names_the_plot_extra(monkeypatch):
     import sys
 
-    from bench.errors import MissingBackendError
+    from bench.core.errors import MissingBackendError
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     with pytest.raises(MissingBackendError) as err:
         plots._mpl()

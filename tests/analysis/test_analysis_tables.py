@@ -6,7 +6,7 @@ import pytest
 
 from bench.analysis.frames import load_dataset
 from bench.analysis.tables import build_table, latex_escape, render, rows_text
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 
 @pytest.fixture

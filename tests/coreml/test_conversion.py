@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import UserError
-from bench.fileio import default_cache_dir
+from bench.core.errors import UserError
+from bench.core.io import default_cache_dir
 from bench.zoo import create_model, list_models
-from exporters.base import ExportRequest, sha256_of
+from bench.core.artifact import ExportRequest
+from bench.core.io import sha256_of
 from exporters.coreml import ExpectedPackage, ExportError, export, validate_package
 
 pytestmark = [pytest.mark.coreml, pytest.mark.usefixtures("coremltools_installed")]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.importers import DeviceInfo, import_file, import_text, parse_csv, parse_json, parse_modelbench
 from bench.store import load_run
 

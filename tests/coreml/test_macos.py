@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from bench.measure import PRESETS, measure
+from bench.core.protocol import PRESETS
+from bench.measure import measure
 from bench.zoo import create_model
-from devices.base import RunnerOptions
+from bench.core.runner import RunnerOptions
 from devices.coreml import COMPUTE_UNITS, PARITY_MIN_COSINE, CoreMLRunner, check, parity
-from exporters.base import ExportRequest
+from bench.core.artifact import ExportRequest
 from exporters.coreml import export
 
 # A module-level skip, so the module-scoped conversion below never runs where predictions cannot.

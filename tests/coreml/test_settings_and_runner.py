@@ -5,11 +5,11 @@ import sys
 import numpy as np
 import pytest
 
-from bench.errors import UserError
-from devices.base import RunnerOptions
+from bench.core.errors import UserError
+from bench.core.runner import RunnerOptions
 from devices.coreml import (COMPUTE_UNITS, CoreMLRunner, check, compute_units_name, logits_cosine,
                             not_on_macos_message, summarize_compute_plan)
-from exporters.base import ExportArtifact
+from bench.core.artifact import ExportArtifact
 from exporters.coreml import ExpectedPackage, check_facts, parse_settings
 from import_probe import imported_after
 

@@ -33,7 +33,7 @@ ENV = {"hostname": "box", "cpu": {"model": "Test CPU 9000"}, "libraries": {"onnx
 
 def make_cell(model="mobileone_s0", rounds=None, threads=1, ok=True, env_key=None, latency=None, summary=None):
     from bench.env import env_key as make_key
-    from bench.results import FAILED, OK, LatencyResult
+    from bench.core.result import FAILED, OK, LatencyResult
     from bench.stats import summarize
 
     rounds = rounds if rounds is not None else []

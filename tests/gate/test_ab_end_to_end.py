@@ -58,7 +58,8 @@ def test_disabled_graph_optimizations_fail(tmp_path, cache):
 
 
 def test_artifact_folders_train_form_against_deploy_form(tmp_path, cache):
-    from exporters.base import ExportRequest, copy_artifact
+    from bench.core.artifact import ExportRequest
+    from exporters.base import copy_artifact
     from exporters.onnx import export
 
     deploy, _ = export(ExportRequest(TINY), cache)

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from bench.compare import accept_baseline, list_baselines, load_result_set
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 from gate_helpers import ENV, assert_cli_error, cli, make_cell, rounds_at, write_run
 

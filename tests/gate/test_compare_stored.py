@@ -4,7 +4,7 @@ import json
 import pytest
 
 from bench.compare import ERROR, FAIL, PASS, UNSTABLE, Effects, compare_sets, load_result_set
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 from gate_helpers import ENV, assert_cli_error, bench, cli, make_cell, rounds_at, write_run
 

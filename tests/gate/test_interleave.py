@@ -8,7 +8,7 @@ import pytest
 
 from bench.ab import BASE, HEAD, RoundMeasurer, RoundResult, Variant, abba_order, interleave, pair_order
 from bench.compare import ERROR, FAIL, PASS, SKIP, UNSTABLE, ABPlan, Effects, decide_pairs, run_ab
-from bench.measure import get_protocol
+from bench.core.protocol import get_protocol
 
 
 def test_abba_order_from_either_start():

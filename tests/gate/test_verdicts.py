@@ -5,7 +5,7 @@ import pytest
 
 from bench.compare import (ERROR, EXIT_FAIL, EXIT_PASS, EXIT_UNSTABLE, FAIL, PASS, SKIP, UNSTABLE, ABPlan,
                            CellComparison, Effects, GateReport, load_effects, to_markdown, verdict)
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.stats import RatioEstimate
 
 

@@ -10,7 +10,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @functools.lru_cache(maxsize=None)
 def _availability(check: str):
-    from devices import gpu
+    from bench.env import gpu
 
     return getattr(gpu, check)()
 

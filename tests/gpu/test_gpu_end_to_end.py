@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.measure import get_protocol, measure
+from bench.core.protocol import get_protocol
+from bench.measure import measure
 from bench.zoo import create_model
-from devices.base import RunnerOptions
+from bench.core.runner import RunnerOptions
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 MODEL = "mobileone_s0"
@@ -69,7 +70,7 @@ def test_cuda_runner_mobileone_s0(cuda_device, weights, cuda_graph):
 @pytest.fixture(scope="module")
 def engine(weights, tmp_path_factory):
     pytest.importorskip("exporters.onnx", reason="the ONNX exporter (the lead's) is not in this checkout yet")
-    from exporters.base import ExportRequest
+    from bench.core.artifact import ExportRequest
     from exporters.tensorrt import export
 
     cache = tmp_path_factory.mktemp("cache")
@@ -79,7 +80,7 @@ def engine(weights, tmp_path_factory):
 
 
 def test_tensorrt_engine_is_fp16_and_cached(trt_device, weights, engine):
-    from exporters.base import ExportRequest
+    from bench.core.artifact import ExportRequest
     from exporters.tensorrt import export
 
     artifact, cache = engine

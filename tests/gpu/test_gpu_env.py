@@ -1,9 +1,11 @@
 """devices/gpu.py: availability diagnoses, NVML environment capture, throttle reasons, options."""
 import pytest
 
-from bench.errors import MissingBackendError, UserError
-from devices import gpu
-from devices.gpu import GpuFacts, diagnose_cuda, diagnose_trt
+from bench.core.errors import MissingBackendError, UserError
+from bench.env import gpu
+from bench.core.options import option_flag
+from devices import trtexec
+from bench.env.gpu import GpuFacts, diagnose_cuda, diagnose_trt
 
 NO_DRIVER = gpu.nvml_failure_reason("NVMLError_LibraryNotFound")
 OK = dict(nvml="ok", gpu_count=1, torch_version="2.13.0+cu128", torch_cuda="12.8", torch_gpus=1, tensorrt=True)
@@ -48,7 +50,7 @@ def _host_has_driver() -> bool:
 
 @pytest.mark.skipif(_host_has_driver(), reason="this host has an NVIDIA driver")
 def test_checks_on_a_host_without_driver_say_so():
-    for check in (gpu.check_cuda, gpu.check_trt, gpu.check_trtexec):
+    for check in (gpu.check_cuda, gpu.check_trt, trtexec.check_trtexec):
         avail = check()
         assert avail.status == "unavailable"
         assert "driver" in avail.reason or "nvidia-ml-py" in avail.reason or "CPU-only" in avail.reason, avail
@@ -100,10 +102,10 @@ def test_nvml_device_follows_cuda_visible_devices(monkeypatch):
 
 @pytest.mark.parametrize("value, expected", [(True, True), ("true", True), ("1", True), ("off", False), (0, False)])
 def test_option_flag(value, expected):
-    assert gpu.option_flag({"copies": value}, "copies", not expected) is expected
-    assert gpu.option_flag({}, "copies", expected) is expected
+    assert option_flag({"copies": value}, "copies", not expected) is expected
+    assert option_flag({}, "copies", expected) is expected
 
 
 def test_option_flag_rejects_other_values():
     with pytest.raises(UserError, match="copies=true or copies=false"):
-        gpu.option_flag({"copies": "maybe"}, "copies", False)
+        option_flag({"copies": "maybe"}, "copies", False)

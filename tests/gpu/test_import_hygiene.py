@@ -3,7 +3,7 @@
 import pytest
 from import_probe import imported_after
 
-OURS = ["devices.base", "devices.gpu", "devices.trt", "devices.cuda", "devices.trtexec", "exporters.tensorrt"]
+OURS = ["devices.base", "bench.env.gpu", "devices.trt", "devices.cuda", "devices.trtexec", "exporters.tensorrt"]
 GPU_MODULES = {"tensorrt", "tensorrt_bindings", "tensorrt_libs", "pynvml", "cuda", "cupy", "pycuda"}
 
 

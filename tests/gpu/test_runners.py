@@ -4,10 +4,10 @@ import importlib.util
 
 import pytest
 
-from bench.errors import MissingBackendError, UserError
-from devices.base import Runner, RunnerOptions
+from bench.core.errors import MissingBackendError, UserError
+from bench.core.runner import Runner, RunnerOptions
 from devices.cuda import CudaRunner
-from devices.gpu import check_cuda
+from bench.env.gpu import check_cuda
 from devices.trt import TRT_TO_TORCH, TrtRunner, torch_dtype_name
 
 

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from bench.errors import MissingBackendError, UserError
+from bench.core.errors import MissingBackendError, UserError
 from exporters import tensorrt as trt_exp
-from exporters.base import ExportRequest, cache_key
+from bench.core.artifact import ExportRequest
+from exporters.base import cache_key
 
 TRT10 = "10.9.0.34"
 

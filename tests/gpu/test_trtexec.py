@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import MissingBackendError, UserError
-from bench.measure import get_protocol
+from bench.core.errors import MissingBackendError, UserError
+from bench.core.protocol import get_protocol
 from bench.stats import summarize
 from devices import trtexec as tx
-from devices.base import RunnerOptions
+from bench.core.runner import RunnerOptions
 
 
 @pytest.fixture
@@ -284,7 +284,7 @@ def test_runner_failures_are_reported_and_leave_no_half_entry(fake, tmp_path, mo
 
 def test_engines_go_to_the_suite_cache(fake, tmp_path):
     """Given a cached ONNX artifact, trtexec's engine sits in the same cache folder as the artifact."""
-    from exporters.base import ExportArtifact
+    from bench.core.artifact import ExportArtifact
 
     exe, _ = fake
     suite_cache = tmp_path / "suite-cache"

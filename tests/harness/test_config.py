@@ -2,7 +2,7 @@
 import pytest
 
 from bench.config import SuiteConfig, load_config, parse_toml, with_cli
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.reference import REPO_ROOT
 
 

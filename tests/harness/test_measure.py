@@ -5,8 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench.errors import UserError
-from bench.measure import PRESETS, ContentionProbe, Protocol, get_protocol, measure
+from bench.core.errors import UserError
+from bench.core.protocol import PRESETS, Protocol, get_protocol
+from bench.measure import ContentionProbe, measure
 from bench.stats import summarize
 
 

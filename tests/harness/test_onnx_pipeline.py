@@ -7,11 +7,11 @@ import torch
 from bench.config import SuiteConfig
 from bench.pipeline import run_suite
 from bench.store import load_run
-from devices.base import RunnerOptions
+from bench.core.runner import RunnerOptions
 from devices.ort_cpu import OrtCpuRunner
 from devices.torch_cpu import TorchCpuRunner
 from exporters import base as exporters_base
-from exporters.base import ExportRequest
+from bench.core.artifact import ExportRequest
 from exporters.onnx import export
 
 TINY = "mobileone_mu0"  # the smallest real model of the zoo: exports in seconds

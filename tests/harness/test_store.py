@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from bench.errors import UserError
-from bench.results import LatencyResult
+from bench.core.errors import UserError
+from bench.core.result import LatencyResult
 from bench.store import Run, RunWriter, find_run, load_run, result_files, to_frame
 
 

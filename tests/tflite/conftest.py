@@ -30,7 +30,7 @@ def tflite_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def exported(tflite_cache, needs_converter):
     """model name -> (artifact, cache_hit) of its first export in this session."""
-    from exporters.base import ExportRequest
+    from bench.core.artifact import ExportRequest
     from exporters.tflite import export
 
     made: dict[str, tuple] = {}

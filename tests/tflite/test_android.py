@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import MissingBackendError, UserError
-from bench.measure import PRESETS
+from bench.core.errors import MissingBackendError, UserError
+from bench.core.protocol import PRESETS
 from devices import android as A
-from devices.base import RunnerOptions
-from exporters.base import ExportArtifact
+from bench.core.runner import RunnerOptions
+from bench.core.artifact import ExportArtifact
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BIN = f"{A.REMOTE_DIR}/benchmark_model"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from devices.benchmark_model_parser import delegated_share, parse, parse_stats
 
 FIXTURES = Path(__file__).parent / "fixtures"

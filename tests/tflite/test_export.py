@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from exporters import tflite as T
-from exporters.base import ExportRequest
+from bench.core.artifact import ExportRequest
 
 # Measured here (synthetic calibration, BN re-estimated): mobileone_s0 cosine 0.948, top-1 9/16;
 # mobilenetv3_small_100 cosine 0.989, top-1 11/16. Top-1 of random-weight heads is fragile (docs/tflite.md).

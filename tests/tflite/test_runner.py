@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.errors import UserError
-from bench.measure import get_protocol, measure
-from devices.base import RunnerOptions
+from bench.core.errors import UserError
+from bench.core.protocol import get_protocol
+from bench.measure import measure
+from bench.core.runner import RunnerOptions
 from devices.tflite import TFLiteRunner
 
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from bench.errors import UserError
-from bench.zoo import complexity, create_model, list_models, registry, resolve, spec_complexity
+from bench.core.errors import UserError
+from bench.zoo import complexity, create_model, list_models, model_specs, resolve, spec_complexity
 
 ALL = list_models("all")
 
@@ -69,7 +69,7 @@ def test_paper_data_joined_onto_specs():
     assert resolve("mixnet_s").paper_latency_ms["iphone12_ane_ms"] == 1.13  # from Table 3
     assert resolve("shufflenetv2_x1_0").paper_latency_ms["pixel6_tpu_ms"] is None  # "-" in the paper
     # Rows come in the paper's Table 1 order.
-    assert list(registry())[:3] == ["repvgg_b2", "repvgg_b1", "repvgg_a2"]
+    assert list(model_specs())[:3] == ["repvgg_b2", "repvgg_b1", "repvgg_a2"]
 
 
 def test_activation_choice_is_recorded():

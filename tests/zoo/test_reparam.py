@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.zoo import complexity, create_model, list_models, reparameterize, resolve
 from bench.zoo.surgery import count_modules
 

@@ -11,7 +11,6 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from bench.reference import REPO_ROOT
 
 LIBRARIES = ("mobileone-bench", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "pandas", "scipy",
              "coremltools", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "tensorrt", "nvidia-ml-py")
@@ -85,7 +84,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def git_revision(root: Path = REPO_ROOT) -> dict:
+def git_revision(root: Path = Path(__file__).resolve().parents[2]) -> dict:
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10).stdout.strip()
     try:

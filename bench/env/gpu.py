@@ -1,4 +1,4 @@
-"""NVIDIA GPU facts: can the trt and cuda devices run here (and if not, why), and the GPU's environment.
+"""NVIDIA GPU facts: the GPU's identity and environment, and whether trt and cuda can run here (and why not).
 
 Everything GPU-related (pynvml, torch.cuda, tensorrt) is imported inside functions, so importing this module
 costs nothing on a machine without a GPU. The decisions (`diagnose_*`, `decode_throttle_reasons`) are pure
@@ -12,8 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 
-from bench.errors import MissingBackendError
-from devices.base import Availability
+from bench.core.errors import MissingBackendError
+from bench.core.io import now_iso
+from bench.core.runner import Availability
 
 TRT_EXTRA = "pip install 'mobileone-bench[trt]'"
 CUDA_TORCH_HINT = "install a CUDA build of torch (https://pytorch.org/get-started/locally/)"
@@ -61,7 +62,7 @@ def _driver_missing(nvml: str) -> bool:
     return nvml.startswith("no NVIDIA driver") or nvml.startswith("NVIDIA driver not loaded")
 
 
-def _common_gpu_problem(f: GpuFacts) -> str | None:
+def common_gpu_problem(f: GpuFacts) -> str | None:
     if _driver_missing(f.nvml):
         return f.nvml
     if f.gpu_count == 0:
@@ -83,14 +84,14 @@ def _torch_problem(f: GpuFacts) -> str | None:
 
 def diagnose_cuda(f: GpuFacts) -> Availability:
     """The `cuda` device needs a driver, a GPU and a CUDA build of PyTorch (in that order of diagnosis)."""
-    why = _common_gpu_problem(f) or _torch_problem(f)
+    why = common_gpu_problem(f) or _torch_problem(f)
     return Availability("unavailable", why) if why else Availability("available")
 
 
 def diagnose_trt(f: GpuFacts) -> Availability:
     """The `trt` device needs a driver, a GPU, the tensorrt package, and PyTorch's CUDA runtime (the runner
     keeps its buffers, stream and events in torch.cuda; see docs/gpu.md)."""
-    why = _common_gpu_problem(f)
+    why = common_gpu_problem(f)
     if not why and not f.tensorrt:
         why = f"tensorrt package missing ({TRT_EXTRA})"
     why = why or _torch_problem(f)
@@ -156,21 +157,6 @@ def check_cuda() -> Availability:
 
 def check_trt() -> Availability:
     return diagnose_trt(gather_facts())
-
-
-def check_trtexec() -> Availability:
-    """trtexec needs a driver and a GPU, and the trtexec binary (found on PATH, $TRTEXEC or NVIDIA's
-    install locations); it needs neither PyTorch's CUDA build nor the tensorrt Python package."""
-    from devices.trtexec import find_trtexec
-
-    why = _common_gpu_problem(gather_facts())
-    if why:
-        return Availability("unavailable", why)
-    try:
-        find_trtexec(None)
-    except MissingBackendError as e:
-        return Availability("unavailable", str(e))
-    return Availability("available")
 
 
 def require_cuda_device() -> None:
@@ -268,7 +254,7 @@ def gpu_env(cuda_index: int = 0) -> dict:
 def gpu_snapshot(cuda_index: int = 0) -> dict:
     """Clocks, temperature, power and throttle reasons now: taken before and after each model, so a result
     shows whether the GPU slowed down while it was measured. Never raises."""
-    from bench.store import now_iso
+    from bench.core.io import now_iso
 
     snap: dict = {"time": now_iso()}
     try:
@@ -317,9 +303,3 @@ def gpu_identity(cuda_index: int = 0) -> GpuIdentity:
 def env_info(cuda_index: int, before: dict | None) -> dict:
     """What a GPU runner's info() carries: the GPU's environment and its state before and after the model."""
     return {"gpu": gpu_env(cuda_index), "gpu_before": before, "gpu_after": gpu_snapshot(cuda_index)}
-
-
-def option_flag(extra: dict, name: str, default: bool) -> bool:
-    """A true/false runner option (`copies`, `cuda_graph`, ...) as given on the command line or in code."""
-    from bench.config import as_bool
-    return as_bool(name, extra.get(name, default))
