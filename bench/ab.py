@@ -23,7 +23,14 @@ import numpy as np
 from bench.core.errors import UserError
 from bench.measure import Clock, ContentionProbe, run_round, warm_up
 from bench.core.protocol import Protocol
-from bench.zoo import build_model
+from bench import zoo
+from bench.config import load_config, with_cli
+from bench.core.artifact import ExportArtifact, ExportRequest
+from bench.env import usable_cores
+from bench.pipeline import export_request
+from bench.stats import paired_log_ratios
+from devices.base import get_device
+from exporters.base import ARTIFACT_FILE, get_exporter
 
 BASE, HEAD = "base", "head"
 WORKTREE = "WORKTREE"  # --head's default: the checkout as it is, uncommitted edits included
@@ -69,7 +76,6 @@ class Interleaved:
 
     @property
     def log_ratios(self) -> np.ndarray:
-        from bench.stats import paired_log_ratios
         return paired_log_ratios(list(self.base_rounds), list(self.head_rounds))
 
 
@@ -83,7 +89,6 @@ def interleave(measure_round: Callable[[str, int], RoundResult], first: str, min
         raise ValueError(f"first must be {BASE!r} or {HEAD!r}, not {first!r}")
     if not 1 <= min_pairs <= max_pairs or step < 1:
         raise ValueError(f"need 1 <= min_pairs ({min_pairs}) <= max_pairs ({max_pairs}) and step >= 1")
-    from bench.stats import paired_log_ratios
 
     t0 = clock()
     rounds: dict[str, list[tuple[float, ...]]] = {BASE: [], HEAD: []}
@@ -155,10 +160,9 @@ class Variant:
 
     def load_target(self, model: str):
         """What the runner's load() takes: the artifact, or the PyTorch model built from the request."""
-        from bench.core.artifact import ExportRequest
 
         target = self.targets[model]
-        return build_model(target) if isinstance(target, ExportRequest) else target
+        return zoo.build_model(target) if isinstance(target, ExportRequest) else target
 
 
 def form_of(artifact) -> str:
@@ -200,7 +204,6 @@ def export_in_tree(tree: Path, models: list[str], device: str, cache_dir: Path,
                    options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Export `models` with the exporter of the source tree `tree` (its own `bench export`, run with the
     tree first on the import path), into `cache_dir`. Returns (model -> ExportArtifact, model -> error)."""
-    from bench.core.artifact import ExportArtifact
 
     def run(names: list[str]):
         cmd = [sys.executable, "-m", "bench.cli", "export", "--device", device, "--models", ",".join(names),
@@ -250,7 +253,6 @@ def export_in_tree(tree: Path, models: list[str], device: str, cache_dir: Path,
 
 def _artifact_from_row(row: dict, cls):
     """`bench export --json` prints a row per model; the full record sits beside the cached file."""
-    from exporters.base import ARTIFACT_FILE
 
     record = Path(row["path"]).parent / ARTIFACT_FILE
     if record.is_file():
@@ -288,12 +290,6 @@ def variant_from_config(label: str, config_path: str | None, models: str | None,
                         cache_dir: Path | None, log: Callable[[str], None] = lambda s: None) -> Variant:
     """The suite file's models, form, activation and [devices.<device>] options, exported with this checkout
     (None: ./bench.toml if present, else the defaults)."""
-    from bench.config import load_config, with_cli
-    from bench.env import usable_cores
-    from bench.pipeline import export_request
-    from bench.zoo import list_models, resolve
-    from devices.base import get_device
-    from exporters.base import get_exporter
 
     if config_path is not None and not Path(config_path).is_file():
         raise UserError(f"--{label}-config {config_path} not found; pass an existing suite file (see bench.toml)")
@@ -304,11 +300,11 @@ def variant_from_config(label: str, config_path: str | None, models: str | None,
     targets: dict[str, Any] = {}
     forms: dict[str, str] = {}
     errors: dict[str, str] = {}
-    names = list_models(cfg.models)
+    names = zoo.list_models(cfg.models)
     log(f"{label}: {'exporting' if dev.exporter else 'building'} {len(names)} model(s) from "
         f"{config_path or 'the default suite'}")
     for model in names:
-        deploy = form == "deploy" or not resolve(model).reparameterizable
+        deploy = form == "deploy" or not zoo.resolve(model).reparameterizable
         request = export_request(cfg, model, device, deploy)
         forms[model] = "deploy" if deploy else "train"
         if not dev.exporter:
@@ -327,9 +323,6 @@ def variant_from_config(label: str, config_path: str | None, models: str | None,
 
 def variant_from_artifacts(label: str, folder: str, models: str | None, device: str, threads: int) -> Variant:
     """Artifacts as `bench export --out DIR` writes them: <model>.<ext> with the record <model>.<target>.json."""
-    from bench.zoo import list_models
-    from devices.base import get_device
-    from bench.core.artifact import ExportArtifact
 
     d = Path(folder)
     if not d.is_dir():
@@ -338,7 +331,7 @@ def variant_from_artifacts(label: str, folder: str, models: str | None, device: 
     if not target:
         raise UserError(f"device {device} runs the PyTorch model, not an artifact; use --device cpu (or another "
                         "exporting device) with --base-artifacts/--head-artifacts")
-    wanted = set(list_models(models)) if models else None
+    wanted = set(zoo.list_models(models)) if models else None
     targets: dict[str, Any] = {}
     for record in sorted(d.glob(f"*.{target}.json")):
         try:

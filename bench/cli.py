@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from bench.core.errors import UserError
+from bench.commands import COMMAND_MODULES
 
 EXIT_USAGE = 2
 
@@ -19,7 +20,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench", description="mobileone-bench: latency of mobile vision backbones, measured the same way on a CPU, an NVIDIA GPU, an iPhone and a Pixel.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    from bench.commands import COMMAND_MODULES
     import importlib
     for module in COMMAND_MODULES:
         importlib.import_module(f"bench.commands.{module}").register(sub)

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.core.errors import UserError
-from bench.stats import RatioEstimate
+from bench.stats import (RatioEstimate, familywise_level, paired_ratio, ratio_of_medians_ci, robust_sd,
+                         round_medians, suggest_min_effect, summary_ratio)
+from bench.ab import RoundMeasurer, interleave, warm_up_all
+from bench.console import print_table
+from bench.core.io import atomic_write_json, atomic_write_text, now_iso
+from bench.core.runner import RunnerOptions
+from bench.env import cpu_info, env_key, library_versions
+from bench.measure import ContentionProbe
+from bench.store import find_run, load_run, result_files
+from devices.base import get_device, make_runner
 
 PASS, FAIL, UNSTABLE, ERROR, SKIP = "PASS", "FAIL", "UNSTABLE", "ERROR", "SKIP"
 EXIT_PASS, EXIT_FAIL, EXIT_UNSTABLE = 0, 1, 3
@@ -161,7 +170,6 @@ def explanation(report: GateReport) -> list[str]:
 
 
 def print_report(report: GateReport, file=None) -> None:
-    from bench.console import print_table
 
     headers, rows = table_rows(report)
     counts = {v: sum(c.verdict == v for c in report.counted) for v in (FAIL, ERROR, UNSTABLE, PASS)}
@@ -210,7 +218,6 @@ def _md_escape(text: str) -> str:
 
 
 def write_outputs(report: GateReport, markdown: str | None, json_path: str | None) -> None:
-    from bench.core.io import atomic_write_json, atomic_write_text
 
     if markdown:
         atomic_write_text(Path(markdown), to_markdown(report))
@@ -278,7 +285,6 @@ class ResultSet:
 def resolve_results(ref: str, runs_dir: Path | Callable[[], Path], baselines_dir: Path) -> list[Path]:
     """A run file, a folder of them, a baseline's name, a run id in the results folder, or 'latest'.
     `runs_dir` may be a function: reading the suite file costs a model-zoo import, needed only for ids."""
-    from bench.store import find_run, result_files
 
     p = Path(ref)
     if p.exists():
@@ -297,8 +303,6 @@ def resolve_results(ref: str, runs_dir: Path | Callable[[], Path], baselines_dir
 def load_result_set(ref: str, runs_dir: Path | Callable[[], Path],
                     baselines_dir: Path = Path(BASELINES_DIR)) -> ResultSet:
     """Every cell of the runs `ref` names; where several runs have a cell, the newest measured one wins."""
-    from bench.env import env_key
-    from bench.store import load_run
 
     files = resolve_results(ref, runs_dir, baselines_dir)
     runs = sorted((load_run(f) for f in files), key=lambda r: r.created)
@@ -329,7 +333,6 @@ def compare_sets(base: ResultSet, new: ResultSet, effects: Effects, alpha: float
                  force: bool = False, models: list[str] | None = None) -> GateReport:
     """Verdicts for every cell both sets measured. Cells measured in different environments are refused
     (a UserError naming the first difference) unless `force`, which marks them advisory."""
-    from bench.stats import familywise_level, ratio_of_medians_ci, round_medians, summary_ratio
 
     keys = [k for k in base.cells if k in new.cells and (models is None or k[0] in models)]
     if not keys:
@@ -435,7 +438,6 @@ class ABPlan:
         return 1 + math.ceil((self.max_pairs - self.min_pairs) / self.step)
 
     def level(self, alpha: float, cells: int) -> float:
-        from bench.stats import familywise_level
         return familywise_level(alpha, max(1, cells) * self.looks)
 
     def correction(self, cells: int, level: float) -> str:
@@ -444,13 +446,11 @@ class ABPlan:
 
 
 def decide_pairs(log_ratios, level: float, min_effect: float, method: str) -> tuple[RatioEstimate, str]:
-    from bench.stats import paired_ratio
     est = paired_ratio(log_ratios, level, method)
     return est, verdict(est, min_effect)
 
 
 def _env_line(threads: int, device: str) -> str:
-    from bench.env import cpu_info, library_versions
 
     libs = library_versions()
     runtime = {"cpu": "onnxruntime", "torch": "torch", "cuda": "torch", "trt": "tensorrt", "coreml": "coremltools",
@@ -462,10 +462,6 @@ def _env_line(threads: int, device: str) -> str:
 def measure_ab_cell(model: str, base, head, protocol, plan: ABPlan, level: float, min_effect: float,
                     first: str) -> tuple[Any, RatioEstimate, str]:
     """Load both sides' runners, warm both up, then interleave their rounds until the verdict settles."""
-    from bench.ab import RoundMeasurer, interleave, warm_up_all
-    from bench.measure import ContentionProbe
-    from bench.core.runner import RunnerOptions
-    from devices.base import get_device, make_runner
 
     device = get_device(base.device)
     if device.kind != "cpu" and base.device != "tflite":
@@ -494,7 +490,6 @@ def run_ab(base, head, protocol, plan: ABPlan, effects: Effects, alpha: float = 
     """Every model both variants have, A/B-measured one after the other; verdicts at a family-wise level."""
     import numpy as np
 
-    from bench.stats import round_medians
 
     if base.device != head.device:
         raise UserError(f"the two sides use different devices ({base.device} vs {head.device}); an A/B compares "
@@ -555,7 +550,6 @@ def run_ab(base, head, protocol, plan: ABPlan, effects: Effects, alpha: float = 
 
 
 def _runner_label(device: str) -> str:
-    from devices.base import get_device
     return get_device(device).label
 
 
@@ -568,9 +562,6 @@ def calibrate(variant, protocol, pairs: int, repeats: int, alpha: float = DEFAUL
     stop). Gives the noise floor (spread of per-pair log ratios, apparent A/A ratios) and the minimum effect
     each model supports on this machine: intervals are taken at the level `gate` would use for these models,
     so the suggestion is what `bench ab --effects` can actually resolve."""
-    from bench.env import cpu_info, library_versions
-    from bench.stats import paired_ratio, robust_sd, suggest_min_effect
-    from bench.core.io import now_iso
 
     models = list(variant.targets)
     if not models:
@@ -626,9 +617,6 @@ def accept_baseline(ref: str, runs_dir: Path, baselines_dir: Path = Path(BASELIN
                     force: bool = False) -> Path:
     """Copy a complete run into the baselines folder, every cell carrying its environment key, so that
     `bench compare <name> NEW` and trend plots can use it later and elsewhere."""
-    from bench.env import env_key
-    from bench.core.io import atomic_write_json
-    from bench.store import find_run, load_run
 
     src = find_run(ref, runs_dir)
     run = load_run(src)
@@ -655,7 +643,6 @@ def accept_baseline(ref: str, runs_dir: Path, baselines_dir: Path = Path(BASELIN
 
 
 def list_baselines(baselines_dir: Path = Path(BASELINES_DIR)) -> list[dict]:
-    from bench.store import load_run
 
     rows = []
     for p in sorted(Path(baselines_dir).glob("*.json")):

@@ -13,6 +13,8 @@ from bench.core.errors import UserError
 from bench.core.io import default_cache_dir
 from bench.core.options import check_value
 from bench.core.protocol import PRESETS, Protocol
+from bench import zoo
+from devices.base import DEVICES
 
 DEFAULT_CONFIG = "bench.toml"
 FORMS = ("deploy", "train", "both")
@@ -116,10 +118,8 @@ def _protocol_value(key: str, value: Any) -> Any:
 
 
 def validate(cfg: SuiteConfig) -> SuiteConfig:
-    from bench.zoo import list_models
-    from devices.base import DEVICES
 
-    list_models(cfg.models)  # raises on an unknown model, listing the known ones
+    zoo.list_models(cfg.models)  # raises on an unknown model, listing the known ones
     for d in cfg.devices:
         if d not in DEVICES:
             raise UserError(f"devices: unknown device {d!r}; known devices: {', '.join(DEVICES)}")

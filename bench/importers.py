@@ -16,6 +16,12 @@ from pathlib import Path
 
 from bench.core.errors import UserError
 from bench.core.result import OK, LatencyResult
+from bench.core.io import now_iso
+from bench.core.protocol import PRESETS
+from bench.stats import summarize
+from bench.store import Run, new_run_id
+from bench import zoo
+from devices.coreml import compute_units_name
 
 FORMATS = ("modelbench", "csv", "json")
 SAMPLE_STATISTICS = ("median", "min", "trimmed_mean", "p90_early_stop")  # bench.stats.STATISTICS
@@ -85,10 +91,9 @@ def _count(text, source: str, line: int, what: str, minimum: int = 1) -> int:
 
 
 def _resolve(name: str, source: str, line: int) -> str:
-    from bench.zoo import resolve
 
     try:
-        return resolve(name).name
+        return zoo.resolve(name).name
     except UserError as e:
         raise _err(source, line, f"{e} (use a zoo name or paper name; `bench models` lists them)") from None
 
@@ -206,7 +211,6 @@ def _modelbench_cell(b: _Block, source: str) -> ImportedCell:
     if not samples and inferences <= 2 * trim:
         raise _err(source, f.get("trim", ("", b.line))[1],
                    f"{inferences} inferences per round cannot drop {trim} lowest and {trim} highest")
-    from bench.core.protocol import PRESETS
 
     protocol = replace(PRESETS["modelbench"], min_rounds=rounds_n, max_rounds=rounds_n,
                        round_min_iters=inferences, round_max_iters=inferences, trim=trim).to_dict()
@@ -401,7 +405,6 @@ def aggregate_summary(agg: dict) -> dict:
 
 
 def to_result(cell: ImportedCell, fmt: str, info: DeviceInfo, source: str, when: str) -> LatencyResult:
-    from bench.stats import summarize
 
     if cell.samples_ms:
         try:
@@ -445,8 +448,6 @@ def parse(text: str, fmt: str, source: str, statistic: str | None = None, trim: 
 def import_text(text: str, fmt: str, source: str, info: DeviceInfo, statistic: str | None = None,
                 trim: int | None = None, command: list[str] | None = None, source_sha256: str | None = None):
     """Parse everything, then build the Run; raises before anything exists when any part is wrong."""
-    from bench.store import Run, new_run_id
-    from bench.core.io import now_iso
 
     if not info.device_name or not info.device_name.strip():
         raise UserError("a device name is needed for imported numbers; pass --device-name \"iPhone 12\"")
@@ -477,7 +478,6 @@ def import_file(path: str | Path, fmt: str, device: str = "iphone", device_name:
                 command: list[str] | None = None):
     """Read a file of phone measurements and return a Run (not written: the caller writes it)."""
     if compute_units is not None and device == "iphone":
-        from devices.coreml import compute_units_name  # the same names as the macOS runner's
 
         compute_units = compute_units_name(compute_units)
     p = Path(path)

@@ -4,10 +4,9 @@ The protocol and its presets are in bench/core/protocol.py; docs/measurement.md 
 """
 from __future__ import annotations
 
-import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from bench.core.protocol import Protocol

@@ -24,7 +24,9 @@ from bench.core.runner import ExternalMeasurement, RunnerOptions
 from devices.base import get_device, make_runner, runner_availability, runners_for
 from bench.core.artifact import ExportRequest
 from exporters.base import get_exporter
-from bench.zoo import build_model
+from bench import zoo
+from bench.env import env_key, usable_cores
+from bench.env.gpu import gpu_env
 
 # Device options that shape the exported artifact (the rest only shape the runner).
 EXPORT_SETTINGS = {"precision", "opt_level", "minimum_deployment_target", "io_precision", "image_input",
@@ -67,16 +69,15 @@ class SilentReporter:
 
 
 def plan_cells(cfg: SuiteConfig) -> list[Cell]:
-    from bench.zoo import list_models, resolve
 
     forms = ("deploy", "train") if cfg.form == "both" else (cfg.form,)
     cells = []
     for device in cfg.devices:
         for label, path in runners_for(device, cfg.options_for(device).get("via")):
-            for model in list_models(cfg.models):
+            for model in zoo.list_models(cfg.models):
                 for form in forms:
                     # The train form differs from the deploy form only where there is something to fuse.
-                    if form == "train" and not resolve(model).reparameterizable:
+                    if form == "train" and not zoo.resolve(model).reparameterizable:
                         continue
                     cells.append(Cell(model, device, label, path, form))
     return cells
@@ -96,10 +97,9 @@ def check_devices(cfg: SuiteConfig) -> None:
 
 
 def _model_info(model: str, cfg: SuiteConfig) -> dict:
-    from bench.zoo import resolve, spec_complexity
 
-    spec = resolve(model)
-    c = spec_complexity(model, activation=cfg.activation, cache_dir=cfg.cache_dir)
+    spec = zoo.resolve(model)
+    c = zoo.spec_complexity(model, activation=cfg.activation, cache_dir=cfg.cache_dir)
     return {"paper_name": spec.paper_name, "family": spec.family, "params_m": c.params_m, "macs_m": c.macs_m,
             "activation": cfg.activation if spec.activation_swap else "original",
             "se_gate": "hard-sigmoid kept" if spec.activation_swap else "n/a"}
@@ -126,7 +126,6 @@ def _flags(m: Measurement, protocol: Protocol, summary: dict | None) -> list[str
 def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int, run_env: dict,
                  reporter: Reporter) -> LatencyResult:
     """One cell, start to end. Errors are caught and recorded with the stage they happened in."""
-    from bench.env import env_key
 
     device = get_device(cell.device)
     options = cfg.options_for(cell.device)
@@ -144,7 +143,7 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
             base["artifact"] = artifact.to_dict()
             base["precision"] = artifact.precision
         else:
-            target = build_model(request)
+            target = zoo.build_model(request)
         stage = "load"
         runner = make_runner(cell.runner_path, RunnerOptions(threads=threads, extra=options))
         with runner:
@@ -194,7 +193,6 @@ def _external_result(base: dict, ext: ExternalMeasurement) -> LatencyResult:
 def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = None,
               resume: Path | None = None) -> Path:
     """Measure every cell of the suite into one run file; return its path."""
-    from bench.env import usable_cores
 
     reporter = reporter or SilentReporter()
     check_devices(cfg)
@@ -208,7 +206,6 @@ def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = 
         run = Run(run_id=new_run_id(), created=now_iso(), command=command, config=cfg.to_dict(),
                   env=envmod.capture(threads))
         if any(get_device(d).kind == "gpu" for d in cfg.devices):
-            from bench.env.gpu import gpu_env
             run.env["gpu"] = gpu_env()
         path = run_path(cfg.out_dir, run.run_id)
         done = set()

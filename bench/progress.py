@@ -8,6 +8,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.console import print_table
 from bench.store import Run
+from bench.reference import DEVICE_TO_PLATFORM
+from bench import zoo
 
 
 class RichReporter:
@@ -53,15 +55,13 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 
 
 def print_summary(run: Run, path: Path) -> None:
-    from bench.reference import DEVICE_TO_PLATFORM
 
     rows, notes = [], []
     for c in run.cells:
         platform = DEVICE_TO_PLATFORM.get(c.device)
         paper = None
         if platform:
-            from bench.zoo import resolve
-            paper = resolve(c.model).paper_latency_ms.get(platform)
+            paper = zoo.resolve(c.model).paper_latency_ms.get(platform)
         info = c.model_info or {}
         if c.ok and c.summary:
             s = c.summary

@@ -19,15 +19,14 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.runner import Availability, ExternalMeasurement, RunnerBase, RunnerOptions
 from devices.benchmark_model_parser import BenchmarkOutput, delegated_share, parse
+from bench.core.artifact import ExportArtifact
+from bench.core.protocol import Protocol
 
-if TYPE_CHECKING:
-    from bench.core.protocol import Protocol
-    from bench.core.artifact import ExportArtifact
 
 REMOTE_DIR = "/data/local/tmp/mobileone-bench"
 DEFAULT_DELEGATE = "nnapi"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Callable
 
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.runner import Availability, RunnerBase, RunnerOptions

@@ -14,6 +14,7 @@ import numpy as np
 
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.runner import Availability, RunnerBase, RunnerOptions
+from bench import zoo
 
 # MLComputeUnits as coremltools names them. ALL lets Core ML pick the Neural Engine, GPU or CPU per op.
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_ONLY", "CPU_AND_GPU")
@@ -178,10 +179,9 @@ def logits_cosine(a: np.ndarray, b: np.ndarray) -> float:
 def parity(artifact, compute_units: str = DEFAULT_COMPUTE_UNITS, seed: int = 0) -> dict:
     """fp16 Core ML against the fp32 PyTorch deploy form on one input (macOS only)."""
     import torch
-    from bench.zoo import create_model
 
     build = artifact.metadata["build"]
-    model = create_model(build["name"], deploy=True, weights=build.get("weights"),
+    model = zoo.create_model(build["name"], deploy=True, weights=build.get("weights"),
                          activation=build.get("activation", "relu"), **build.get("overrides", {}))
     runner = CoreMLRunner(RunnerOptions(threads=1, extra={"compute_units": compute_units}))
     with runner:

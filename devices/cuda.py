@@ -7,6 +7,7 @@ from bench.core.errors import UserError
 from bench.core.runner import RunnerBase, RunnerOptions
 from bench.env.gpu import env_info, gpu_snapshot, require_cuda_device
 from bench.core.options import option_flag
+from bench import zoo
 
 PRECISIONS = {"fp16": "float16", "fp32": "float32"}
 DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)
@@ -17,9 +18,8 @@ def model_input_shape(model) -> tuple[int, ...]:
     info = getattr(model, "build_info", None)
     if info is None:
         return DEFAULT_INPUT_SHAPE
-    from bench.zoo import resolve
 
-    return tuple(resolve(info.name).input_size)
+    return tuple(zoo.resolve(info.name).input_size)
 
 
 class CudaRunner(RunnerBase):

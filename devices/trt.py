@@ -13,6 +13,7 @@ from bench.core.errors import UserError
 from bench.core.runner import RunnerBase, RunnerOptions
 from bench.env.gpu import env_info, gpu_snapshot, require_cuda_device
 from bench.core.options import option_flag
+from bench.core.optional import require
 
 # tensorrt.DataType member names -> torch dtype names
 TRT_TO_TORCH = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
@@ -66,7 +67,6 @@ class TrtRunner(RunnerBase):
         self._before: dict | None = None
 
     def load(self, target) -> None:
-        from bench.core.optional import require
 
         require("tensorrt", "trt", "the trt runner")
         require_cuda_device()

@@ -17,18 +17,20 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.runner import Availability
-from bench.env.gpu import common_gpu_problem, gather_facts
+from bench.env.gpu import GpuIdentity, common_gpu_problem, gather_facts, gpu_env, gpu_identity, gpu_snapshot
 from bench.core.io import atomic_write_json, read_json
 from bench.core.runner import ExternalMeasurement, RunnerBase, RunnerOptions
 from bench.core.options import option_flag
-from bench.core.io import build_into
+from bench.core.io import build_into, default_cache_dir, sha256_of
+from bench.core.artifact import ExportArtifact
+from bench.core.protocol import Protocol
+from bench.measure import Measurement, stopping_reason
+from bench.stats import summarize
+from exporters.tensorrt import precision_counts, timing_cache_path
 
-if TYPE_CHECKING:
-    from bench.core.protocol import Protocol
 
 TRTEXEC_ENV = "TRTEXEC"
 # Where NVIDIA's packages put trtexec (Debian/RPM packages, NGC containers, tar installs).
@@ -324,7 +326,6 @@ def to_external(rounds: list[TrtexecTimes], logs: list[dict], protocol: Protocol
                 info: dict, notes: list[str] = ()) -> ExternalMeasurement:
     """Rounds of trtexec samples as an ExternalMeasurement: host-side samples = trtexec's Latency,
     device samples = GPU compute time, summarized with the protocol's own statistic."""
-    from bench.stats import summarize
 
     samples = [list(r.latency_ms) for r in rounds]
     device = [list(r.compute_ms) for r in rounds]
@@ -387,8 +388,6 @@ def engine_key(onnx_sha256: str, trtexec_version: str | None, gpu_name: str, com
 def _source(target, extra: dict) -> tuple[Path, str, str, str, int]:
     """(onnx path, its sha256, model name, precision, opt_level) from what the pipeline hands over: an ONNX
     artifact, our tensorrt artifact (built from an ONNX it names), or a path."""
-    from bench.core.artifact import ExportArtifact
-    from bench.core.io import sha256_of
 
     precision = str(extra.get("precision", "fp16"))
     opt_level = int(extra.get("opt_level", 3))
@@ -439,8 +438,6 @@ class TrtexecRunner(RunnerBase):
         self._info: dict = {}
 
     def load(self, target) -> None:
-        from bench.core.io import default_cache_dir
-        from bench.env.gpu import GpuIdentity, gpu_env, gpu_identity
 
         onnx, onnx_sha, model, self.precision, self.opt_level = _source(target, self.extra)
         self.exe = find_trtexec(self.extra.get("trtexec"))
@@ -461,7 +458,6 @@ class TrtexecRunner(RunnerBase):
         record = read_json(entry / "build.json")
         cached = bool(record) and self.engine.exists()
         if not cached:
-            from exporters.tensorrt import timing_cache_path
 
             cache = timing_cache_path(cache_dir, gpu.name, gpu.compute_capability, version, tool="trtexec")
             record = self._build(onnx, entry, cache)
@@ -496,8 +492,6 @@ class TrtexecRunner(RunnerBase):
         raise RuntimeError("trtexec measures on its own: call measure_external(protocol), not infer()")
 
     def measure_external(self, protocol: Protocol) -> ExternalMeasurement:
-        from bench.measure import Measurement, stopping_reason  # the engine's own stopping rule, shared
-        from bench.env.gpu import gpu_snapshot
 
         s = settings_for(protocol, self.extra, self.precision, self.opt_level)
         timeout = s.warmup_ms / 1000 + s.duration_s + float(self.extra.get("round_timeout_s", 300.0))
@@ -535,7 +529,6 @@ class TrtexecRunner(RunnerBase):
 def _layer_counts(layers_json: Path) -> dict | None:
     """Per-precision layer counts of trtexec's engine (its --exportLayerInfo is the engine inspector's
     JSON), for comparison with our own engine's."""
-    from exporters.tensorrt import precision_counts
 
     data = read_json(layers_json)
     if data is None:

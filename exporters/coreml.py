@@ -17,7 +17,7 @@ from bench.core.errors import UserError
 from bench.core.artifact import ExportArtifact, ExportRequest
 from exporters.base import cached_export
 from bench.core.optional import require, versions_of
-from bench.zoo import build_model
+from bench import zoo
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 FILENAME = "model.mlpackage"
@@ -343,10 +343,9 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     settings = parse_settings(request.settings)
 
     def build(path: Path) -> ExportArtifact:
-        from bench.zoo import resolve
 
-        model = build_model(request)
-        shape = tuple(resolve(request.model).input_size)
+        model = zoo.build_model(request)
+        shape = tuple(zoo.resolve(request.model).input_size)
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
         out_shape, peak = activation_peak(model, x)
         notes: list[str] = []

@@ -18,6 +18,7 @@ from bench.core.io import atomic_write_bytes, atomic_write_json
 from bench.core.artifact import ExportArtifact, ExportRequest
 from exporters.base import cached_export
 from bench.core.optional import require
+from bench.env.gpu import gpu_identity
 
 TARGET = "tensorrt"
 ENGINE_FILE = "model.engine"
@@ -166,10 +167,12 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     require("tensorrt", "trt", "the tensorrt exporter")
     import tensorrt as trt
 
-    from bench.env.gpu import gpu_identity
-    from exporters import onnx as onnx_exporter
 
     cfg = build_config(request, trt.__version__)  # bad settings fail before the ONNX export runs
+    # Imported here, not at the top: the ONNX exporter pulls in torch, which a host that only inspects or
+    # loads engines never needs (tests/gpu/test_import_hygiene.py).
+    from exporters import onnx as onnx_exporter
+
     source, _ = onnx_exporter.export(onnx_request(request), cache_dir)
     gpu = gpu_identity(0)
     versions = engine_tool_versions(trt.__version__, gpu.name, gpu.compute_capability, source.sha256)

@@ -21,6 +21,8 @@ from bench.core.errors import UserError
 from bench.core.artifact import ExportArtifact, ExportRequest
 from exporters.base import cached_export
 from bench.core.optional import require, versions_of
+from bench.core.options import as_bool
+from bench import zoo
 
 FILENAME = "model.tflite"
 SETTINGS = {  # key -> (default, help); the tflite and android devices share this exporter
@@ -59,7 +61,6 @@ class TFLiteSettings:
 
 
 def _as_bool(key: str, value) -> bool:
-    from bench.core.options import as_bool
     return as_bool(key, value, what="tflite setting")
 
 
@@ -208,17 +209,16 @@ def reestimate_batchnorm(model, images: np.ndarray, batch: int = 8) -> int:
 def build_model(request: ExportRequest, s: TFLiteSettings, images: np.ndarray):
     """(model, bn_note): the deploy-form model to convert. When BN statistics are re-estimated, the train
     form is built, re-estimated, then fused with bench.zoo.reparameterize (the deploy form of those weights)."""
-    from bench.zoo import create_model, reparameterize, resolve
 
     reestimate = s.bn_reestimate == "yes" or (s.bn_reestimate == "auto" and request.weights is None)
     if not reestimate:
         return build_model(request), "stored statistics kept (weights given, or bn_reestimate=no)"
-    model = create_model(request.model, deploy=False, weights=request.weights, activation=request.activation,
+    model = zoo.create_model(request.model, deploy=False, weights=request.weights, activation=request.activation,
                          **dict(request.overrides))
     images = images[:BN_IMAGES]
     count = reestimate_batchnorm(model, images)
-    if request.deploy and resolve(request.model).reparameterizable:
-        model = reparameterize(model)
+    if request.deploy and zoo.resolve(request.model).reparameterizable:
+        model = zoo.reparameterize(model)
     model.build_info = replace(model.build_info, deploy=request.deploy)
     return model.eval(), f"{count} BatchNorm layers re-estimated on the {len(images)} calibration samples"
 
@@ -539,10 +539,9 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
             (*request.settings, ("calibration_images_sha256", calibration_digest(s))))))
 
     def build(path: Path) -> ExportArtifact:
-        from bench.zoo import resolve
 
         start = time.perf_counter()
-        input_shape = resolve(request.model).input_size
+        input_shape = zoo.resolve(request.model).input_size
         data = representative_data(s, input_shape[-1])
         t0 = time.perf_counter()
         model, bn_note = build_model(request, s, data.calibration)

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from bench.analysis.frames import PLATFORM_SHORT, device_order
+from bench.reference import paper_spearman
 
 BOOTSTRAP_RESAMPLES = 4000
 BOOTSTRAP_SEED = 20220614  # fixed: the same data always give the same interval
@@ -124,7 +126,6 @@ def reference_platform(row) -> str | None:
 
 def paper_claims() -> dict[tuple[str, str], tuple[float, float]]:
     """(platform column, 'macs' | 'params') -> (rho, p) of the paper's Table 1(a). The paper's FLOPs are MACs."""
-    from bench.reference import paper_spearman
 
     out = {}
     for row in paper_spearman():
@@ -178,12 +179,10 @@ def paper_agreement(cells: pd.DataFrame) -> pd.DataFrame:
 def latency_series(cells: pd.DataFrame, with_paper: bool = True) -> pd.DataFrame:
     """Wide frame, index model, one column per series (device label), deploy-form latency. with_paper adds
     each paper platform's latencies over the same models (once, even when the cells are the paper's own)."""
-    from bench.analysis.frames import PLATFORM_SHORT
 
     data = _ok_deploy(cells)
     wide = data.pivot_table(index="model", columns="device_label", values="latency_ms", aggfunc="first",
                             sort=False)
-    from bench.analysis.frames import device_order
     labels = dict(zip(data["device_key"], data["device_label"]))
     wide = wide[[labels[k] for k in device_order(data)]] if len(data) else wide
     if with_paper and not (cells["source"] == "paper").all():

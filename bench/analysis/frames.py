@@ -14,6 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.errors import UserError
+from bench.env import env_key
+from bench.reference import DEVICE_TO_PLATFORM, PAPER_PLATFORMS
+from bench.store import load_run, result_files, to_frame
+from bench import zoo
 
 # The cell's env_key fields that make up the device key (bench.env.env_key writes them).
 KEY_FIELDS = ("device", "runner", "precision", "threads", "cpu_model", "gpu", "device_name", "runtime_version")
@@ -27,10 +31,8 @@ PAPER_RUN_ID = "paper"
 
 def load_runs(paths: list[Path]):
     """Read run files (each checked by store.load_run); a model the zoo does not know is an error."""
-    from bench.store import load_run
-    from bench.zoo import model_specs
 
-    known = model_specs()
+    known = zoo.model_specs()
     runs, seen = [], set()
     for path in paths:
         run = load_run(path)
@@ -53,7 +55,6 @@ def _env_fields(run_env: dict, cell) -> dict:
     """The cell's device-key fields: its recorded env_key, else rebuilt from the run's environment."""
     key = dict(cell.env_key or {})
     if not key:
-        from bench.env import env_key
         key = env_key(run_env, cell.device, cell.runner, cell.threads, cell.precision)
     return {f: key.get(f, "") if key.get(f) is not None else "" for f in KEY_FIELDS}
 
@@ -61,7 +62,6 @@ def _env_fields(run_env: dict, cell) -> dict:
 def cells_frame(runs) -> pd.DataFrame:
     """One row per cell of every run: store.to_frame's columns plus the device key, the cell's time, the
     machine's matmul peak and the model's params/MACs as recorded with the cell."""
-    from bench.store import to_frame
 
     base = to_frame(runs)
     extra = []
@@ -154,10 +154,8 @@ def models_frame(names, known: dict[str, tuple[float, float]] | None = None) -> 
     """One row per model in the paper's order: names, family, top-1, deploy-form params and MACs, and the
     paper's latency on each of its platforms (paper_<platform> columns). Params and MACs are those recorded
     with the results (`known`: model -> (params M, MACs M)), else counted by the zoo (cached on disk)."""
-    from bench.reference import PAPER_PLATFORMS
-    from bench.zoo import model_specs, spec_complexity
 
-    reg = model_specs()
+    reg = zoo.model_specs()
     order = {n: i for i, n in enumerate(reg)}
     rows = []
     for name in sorted(set(names), key=lambda n: order.get(n, len(order))):
@@ -165,7 +163,7 @@ def models_frame(names, known: dict[str, tuple[float, float]] | None = None) -> 
         if known and name in known:
             params_m, macs_m = known[name]
         else:
-            c = spec_complexity(name)
+            c = zoo.spec_complexity(name)
             params_m, macs_m = c.params_m, c.macs_m
         row = {"model": name, "paper_name": spec.paper_name, "family": spec.family, "order": order[name],
                "top1": spec.top1, "params_m": params_m, "macs_m": macs_m, "in_study": spec.in_study,
@@ -177,13 +175,11 @@ def models_frame(names, known: dict[str, tuple[float, float]] | None = None) -> 
 
 
 def study_models() -> list[str]:
-    from bench.zoo import model_specs
-    return [n for n, s in model_specs().items() if s.in_study]
+    return [n for n, s in zoo.model_specs().items() if s.in_study]
 
 
 def paper_cells(models: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 1 as cells of the same shape as measured ones: one device key per paper platform."""
-    from bench.reference import PAPER_PLATFORMS
 
     rows = []
     for _, m in models.iterrows():
@@ -205,7 +201,6 @@ def paper_cells(models: pd.DataFrame) -> pd.DataFrame:
 
 def platform_of(device: str, source: str = "measured") -> str | None:
     """The paper platform a device of ours is compared with (None for the paper's own columns)."""
-    from bench.reference import DEVICE_TO_PLATFORM
     return None if source == "paper" else DEVICE_TO_PLATFORM.get(device)
 
 
@@ -219,7 +214,6 @@ def latency_frame(cells: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
 
 def device_order(frame: pd.DataFrame) -> list[str]:
     """Device keys in a stable, readable order: grouped by the paper platform they match, then by label."""
-    from bench.reference import PAPER_PLATFORMS
 
     rank = {p: i for i, p in enumerate(PAPER_PLATFORMS)}
     keys = frame.drop_duplicates("device_key")
@@ -265,7 +259,6 @@ def load_dataset(results: list[str] | None, default_dir: Path, *, paper: bool = 
         models = models_frame(study_models())
         cells = paper_cells(models)
         return Dataset(latency_frame(cells, models), models, PAPER_RUN_ID, True)
-    from bench.store import result_files
 
     runs = load_runs(result_files(results, default_dir))
     selected = select_newest(cells_frame(runs), keep_all=keep_all)

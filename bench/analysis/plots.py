@@ -17,6 +17,7 @@ import pandas as pd
 from bench.analysis import correlate
 from bench.analysis.frames import PLATFORM_SHORT, Dataset, device_order, slug
 from bench.core.errors import MissingBackendError
+from bench.reference import PAPER_PLATFORMS
 
 C_MOBILEONE = "#d62728"
 C_OTHER = "#1f77b4"
@@ -508,7 +509,6 @@ def rank_agreement_heatmap(cells: pd.DataFrame, out_dir: Path, source: str,
     envs = [f"{lbl}: {e}" for lbl, e in cells.drop_duplicates("device_label")[["device_label", "env_label"]]
             .itertuples(index=False) if lbl in labels]
     known = {e.split(":")[0] for e in envs}
-    from bench.reference import PAPER_PLATFORMS
     envs += [f"paper {PLATFORM_SHORT[p]}: {PAPER_PLATFORMS[p]}, MobileOne paper Table 1"
              for p in PAPER_PLATFORMS if f"paper {PLATFORM_SHORT[p]}" in labels
              and f"paper {PLATFORM_SHORT[p]}" not in known]

@@ -10,6 +10,7 @@ import pandas as pd
 
 from bench.analysis.frames import PLATFORM_SHORT, device_order
 from bench.core.errors import UserError
+from bench.reference import PAPER_PLATFORMS
 
 FORMATS = ("md", "csv", "latex")
 FLAGS_MARKED = ("contended", "precision-not-reached")
@@ -53,7 +54,6 @@ def build_table(cells: pd.DataFrame, models: pd.DataFrame, *, sort: str | None =
     """Rows: the models in the paper's order. Columns: top-1, params, MACs, then per device our latency with its
     95% CI and its ratio to the paper's figure, and the paper's figure for the matching platform (once, after
     the last device compared with it). Train-form results add a column and their ratio to the deploy form."""
-    from bench.reference import PAPER_PLATFORMS
 
     models = models.sort_values("order")
     frame = models[["model", "paper_name", "top1", "params_m", "macs_m"]].reset_index(drop=True).copy()

@@ -8,14 +8,19 @@ from pathlib import Path
 
 from bench.commands import print_json
 from bench.core.errors import UserError
+from bench.analysis.correlate import EXACT_P_MAX_N, analysis_frames, records
+from bench.analysis.frames import PLATFORM_SHORT, load_dataset
+from bench.analysis.plots import plot_all
+from bench.analysis.tables import EXTENSIONS, build_table, render
+from bench.config import load_config
+from bench.console import print_table
+from bench.core.io import atomic_write_text
 
 TABLES_DIR = Path("results/tables")
 PLOTS_DIR = Path("results/plots")
 
 
 def _dataset(args, keep_all: bool = False):
-    from bench.analysis.frames import load_dataset
-    from bench.config import load_config
 
     if args.paper:
         if args.results:
@@ -25,8 +30,6 @@ def _dataset(args, keep_all: bool = False):
 
 
 def cmd_table(args) -> int:
-    from bench.analysis.tables import EXTENSIONS, build_table, render
-    from bench.core.io import atomic_write_text
 
     ds = _dataset(args, keep_all=args.all)
     table = build_table(ds.cells, ds.models, sort=args.sort, paper=ds.paper)
@@ -46,7 +49,6 @@ def _write(path: Path, text: str, writer) -> None:
 
 
 def cmd_plot(args) -> int:
-    from bench.analysis.plots import plot_all
 
     ds = _dataset(args)
     out_dir = Path(args.out) if args.out else PLOTS_DIR
@@ -80,9 +82,6 @@ def _p(v) -> str:
 
 
 def cmd_analyze(args) -> int:
-    from bench.analysis.correlate import EXACT_P_MAX_N, analysis_frames, records
-    from bench.analysis.frames import PLATFORM_SHORT
-    from bench.console import print_table
 
     ds = _dataset(args)
     frames = analysis_frames(ds.cells)

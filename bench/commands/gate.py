@@ -11,12 +11,23 @@ from pathlib import Path
 
 from bench.commands import print_json
 from bench.core.errors import UserError
+from bench import ab
+from bench.compare import (ABPlan, BASELINES_DIR, accept_baseline, calibrate, calibration_rows, check_effect,
+                           compare_sets, list_baselines, load_effects, load_result_set, log_to_stderr,
+                           print_report, run_ab, write_outputs)
+from bench.config import load_config, parse_option_flags
+from bench.console import print_table
+from bench.core.io import atomic_write_json
+from bench.core.protocol import get_protocol
+from bench.env import cpu_info, usable_cores
+from bench.reference import REPO_ROOT
+from bench import zoo
+from devices.base import get_device, require_runnable
 
 GATE_MODELS = "mobileone_s0,mobileone_s1,mobileone_s2,mobilenetv2_100"
 
 
 def _fraction(text: str) -> float:
-    from bench.compare import check_effect
     try:
         value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
     except ValueError:
@@ -41,7 +52,6 @@ def _threads(text: str | None) -> int | None:
 
 
 def _options(items: list[str] | None, device: str) -> dict:
-    from bench.config import parse_option_flags
 
     parsed = parse_option_flags(items)
     other = next((d for d in parsed if d != device), None)
@@ -51,7 +61,6 @@ def _options(items: list[str] | None, device: str) -> dict:
 
 
 def _device(name: str):
-    from devices.base import require_runnable
     return require_runnable(name)
 
 
@@ -66,7 +75,6 @@ def _alpha(text: str) -> float:
 
 
 def _finish(report, args) -> int:
-    from bench.compare import print_report, write_outputs
 
     write_outputs(report, args.markdown, args.json_out)
     print_report(report)
@@ -74,15 +82,12 @@ def _finish(report, args) -> int:
 
 
 def _plan(args):
-    from bench.compare import ABPlan
     rounds = _positive_int(args.rounds, "--rounds")
     cap = _positive_int(args.max_rounds, "--max-rounds") if args.max_rounds else max(rounds, ABPlan().max_pairs)
     return ABPlan(min_pairs=rounds, max_pairs=cap, step=_positive_int(args.step, "--step"), ci=args.ci)
 
 
 def _effects(args, threads: int, device: str):
-    from bench.compare import load_effects
-    from bench.env import cpu_info
 
     effects = load_effects(args.effects, _fraction(args.min_effect) if args.min_effect else None)
     notes = []
@@ -97,16 +102,10 @@ def _effects(args, threads: int, device: str):
 
 
 def _protocol(name: str, device: str):
-    from bench.core.protocol import get_protocol
-    from devices.base import get_device
     return get_protocol(name, get_device(device).kind)
 
 
 def cmd_ab(args) -> int:
-    from bench import ab
-    from bench.compare import log_to_stderr, run_ab
-    from bench.config import load_config
-    from bench.env import usable_cores
 
     kinds = {"revisions": args.base is not None or args.head is not None,
              "configs": args.base_config is not None or args.head_config is not None,
@@ -132,12 +131,10 @@ def cmd_ab(args) -> int:
             if not args.models:
                 raise UserError(f"--base REV needs --models (e.g. --models {GATE_MODELS}): each one is exported "
                                 "twice")
-            from bench.zoo import list_models
-            from devices.base import get_device
             if not get_device(device).exporter:
                 raise UserError(f"device {device} runs the PyTorch model in this process, so two revisions' "
                                 "models cannot both load here; use --device cpu")
-            models = list_models(args.models)
+            models = zoo.list_models(args.models)
             repo = Path(args.repo) if args.repo else _repo_root()
             base = ab.variant_from_revision("base", args.base, repo, models, device, threads, options, cache,
                                             log_to_stderr)
@@ -169,13 +166,10 @@ def cmd_ab(args) -> int:
 
 
 def _repo_root() -> Path:
-    from bench.reference import REPO_ROOT
     return REPO_ROOT
 
 
 def cmd_compare(args) -> int:
-    from bench.compare import BASELINES_DIR, compare_sets, load_result_set
-    from bench.config import load_config
 
     def runs_dir() -> Path:
         return load_config(args.config).out_dir
@@ -185,18 +179,13 @@ def cmd_compare(args) -> int:
     new = load_result_set(args.new, runs_dir, baselines)
     models = None
     if args.models:
-        from bench.zoo import list_models
-        models = list_models(args.models)
+        models = zoo.list_models(args.models)
     effects, _ = _effects(args, 0, "cpu")
     report = compare_sets(base, new, effects, _alpha(args.alpha), args.force, models)
     return _finish(report, args)
 
 
 def cmd_calibrate(args) -> int:
-    from bench import ab
-    from bench.compare import ABPlan, calibrate, calibration_rows, log_to_stderr
-    from bench.console import print_table
-    from bench.core.io import atomic_write_json
 
     device = args.device
     _device(device)
@@ -230,8 +219,6 @@ def _slug(text: str) -> str:
 
 
 def cmd_baseline(args) -> int:
-    from bench.compare import BASELINES_DIR, accept_baseline, list_baselines
-    from bench.config import load_config
 
     folder = Path(args.dir or BASELINES_DIR)
     if args.action == "accept":
@@ -244,7 +231,6 @@ def cmd_baseline(args) -> int:
     if args.json:
         print_json(rows)
         return 0
-    from bench.console import print_table
     print_table(["name", "run", "created", "host", "cpu", "revision", "cells", "devices"],
                 [[r["name"], r.get("run_id", "?"), r.get("created", ""), r.get("host", ""), r.get("cpu", ""),
                   (r.get("revision") or "")[:12], str(r.get("cells", "")), r.get("devices", r.get("error", ""))]

@@ -5,13 +5,14 @@ import sys
 from pathlib import Path
 
 from bench.commands import print_json
+from bench.console import print_table
+from bench.importers import import_file
+from bench.store import RunWriter, run_path
 
 DEFAULT_OUT = Path("results/runs")
 
 
 def cmd_import(args) -> int:
-    from bench.importers import import_file
-    from bench.store import RunWriter, run_path
 
     # Everything is parsed and checked first; the one write below happens only when all of it is good.
     run = import_file(args.file, args.format, device=args.device, device_name=args.device_name,
@@ -24,7 +25,6 @@ def cmd_import(args) -> int:
             {"model": c.model, "latency_ms": c.latency_ms, "statistic": c.summary["statistic"],
              "count": c.summary.get("count")} for c in run.cells]})
         return 0
-    from bench.console import print_table
 
     print_table(["model", "latency (ms)", "statistic", "samples"],
                 [[c.model, f"{c.latency_ms:.3f}", c.summary["statistic"],

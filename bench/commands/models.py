@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 from bench.commands import print_json
+from bench.console import print_table
+from bench import zoo
 
 
 def cmd_models(args) -> int:
-    from bench.console import print_table
-    from bench.zoo import list_models, resolve, spec_complexity
 
     rows = []
-    for name in list_models(args.pattern):
-        spec = resolve(name)
-        c = spec_complexity(name)
+    for name in zoo.list_models(args.pattern):
+        spec = zoo.resolve(name)
+        c = zoo.spec_complexity(name)
         rows.append({
             "name": spec.name, "paper_name": spec.paper_name, "family": spec.family,
             "params_m": round(c.params_m, 3), "macs_m": round(c.macs_m, 1), "top1": spec.top1,

@@ -6,10 +6,17 @@ from pathlib import Path
 
 from bench.commands import print_json
 from bench.core.errors import UserError
+from bench.config import SuiteConfig, load_config, parse_option_flags, with_cli
+from bench.console import print_table
+from bench.pipeline import export_request, run_suite
+from bench.progress import RichReporter, print_summary
+from bench.store import find_run, load_run
+from bench import zoo
+from devices.base import DEVICES, availability, get_device
+from exporters.base import copy_artifact, get_exporter
 
 
 def _suite_from_args(args):
-    from bench.config import load_config, parse_option_flags, with_cli
 
     cfg = load_config(args.config)
     overrides = parse_option_flags(getattr(args, "option", None))
@@ -31,14 +38,9 @@ def _threads(value: str | None):
 
 
 def cmd_run(args) -> int:
-    from bench.config import SuiteConfig
-    from bench.pipeline import run_suite
-    from bench.progress import RichReporter, print_summary
-    from bench.store import find_run, load_run
 
     resume = None
     if args.resume:
-        from bench.config import load_config
         out_dir = Path(args.out) if args.out else load_config(args.config).out_dir
         resume = find_run(args.resume, out_dir)
         cfg = SuiteConfig.from_dict(load_run(resume).config)
@@ -58,10 +60,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from bench.pipeline import export_request
-    from bench.zoo import list_models
-    from devices.base import get_device
-    from exporters.base import copy_artifact, get_exporter
 
     cfg = _suite_from_args(args)
     rows = []
@@ -71,7 +69,7 @@ def cmd_export(args) -> int:
         if not device.exporter:
             raise UserError(f"device {device_name} runs the PyTorch model directly; nothing to export")
         exporter = get_exporter(device.exporter)
-        for model in list_models(cfg.models):
+        for model in zoo.list_models(cfg.models):
             request = export_request(cfg, model, device_name, deploy=cfg.form != "train")
             try:
                 artifact, hit = exporter(request, cfg.cache_dir)
@@ -97,8 +95,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_devices(args) -> int:
-    from bench.console import print_table
-    from devices.base import DEVICES, availability
 
     rows = []
     for name, device in DEVICES.items():

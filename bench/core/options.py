@@ -1,7 +1,6 @@
 """Typed options: true/false values given as text or booleans, and one declared option of a device."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from bench.core.errors import UserError

@@ -254,7 +254,6 @@ def gpu_env(cuda_index: int = 0) -> dict:
 def gpu_snapshot(cuda_index: int = 0) -> dict:
     """Clocks, temperature, power and throttle reasons now: taken before and after each model, so a result
     shows whether the GPU slowed down while it was measured. Never raises."""
-    from bench.core.io import now_iso
 
     snap: dict = {"time": now_iso()}
     try:
