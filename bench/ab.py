@@ -20,13 +20,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.core.errors import UserError
-from bench.measure import Clock, ContentionProbe, run_round, warm_up
-from bench.core.protocol import Protocol
 from bench import zoo
 from bench.config import load_config, with_cli
 from bench.core.artifact import ExportArtifact, ExportRequest
+from bench.core.errors import UserError
+from bench.core.protocol import Protocol
 from bench.env import usable_cores
+from bench.measure import Clock, ContentionProbe, run_round, warm_up
 from bench.pipeline import export_request
 from bench.stats import paired_log_ratios
 from devices.base import get_device

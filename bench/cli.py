@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.core.errors import UserError
 from bench.commands import COMMAND_MODULES
+from bench.core.errors import UserError
 
 EXIT_USAGE = 2
 

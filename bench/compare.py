@@ -13,15 +13,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.core.errors import UserError
-from bench.stats import (RatioEstimate, familywise_level, paired_ratio, ratio_of_medians_ci, robust_sd,
-                         round_medians, suggest_min_effect, summary_ratio)
 from bench.ab import RoundMeasurer, interleave, warm_up_all
 from bench.console import print_table
+from bench.core.errors import UserError
 from bench.core.io import atomic_write_json, atomic_write_text, now_iso
 from bench.core.runner import RunnerOptions
 from bench.env import cpu_info, env_key, library_versions
 from bench.measure import ContentionProbe
+from bench.stats import (
+    RatioEstimate,
+    familywise_level,
+    paired_ratio,
+    ratio_of_medians_ci,
+    robust_sd,
+    round_medians,
+    suggest_min_effect,
+    summary_ratio,
+)
 from bench.store import find_run, load_run, result_files
 from devices.base import get_device, make_runner
 

@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from bench import zoo
 from bench.core.errors import UserError
 from bench.core.io import default_cache_dir
 from bench.core.options import check_value
 from bench.core.protocol import PRESETS, Protocol
-from bench import zoo
 from devices.base import DEVICES
 
 DEFAULT_CONFIG = "bench.toml"

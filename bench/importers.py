@@ -14,13 +14,13 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench import zoo
 from bench.core.errors import UserError
-from bench.core.result import OK, LatencyResult
 from bench.core.io import now_iso
 from bench.core.protocol import PRESETS
+from bench.core.result import OK, LatencyResult
 from bench.stats import summarize
 from bench.store import Run, new_run_id
-from bench import zoo
 from devices.coreml import compute_units_name
 
 FORMATS = ("modelbench", "csv", "json")

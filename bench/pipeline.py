@@ -10,23 +10,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
-
-from bench import env as envmod
+from bench import env as envmod, zoo
 from bench.config import SuiteConfig
+from bench.core.artifact import ExportRequest
 from bench.core.errors import UserError
-from bench.measure import ContentionProbe, Measurement, measure, timed_ms
+from bench.core.io import now_iso
 from bench.core.protocol import Protocol, get_protocol
 from bench.core.result import FAILED, LatencyResult
-from bench.stats import summarize
-from bench.store import Run, RunWriter, load_run, new_run_id, run_path
-from bench.core.io import now_iso
 from bench.core.runner import ExternalMeasurement, RunnerOptions
-from devices.base import get_device, make_runner, runner_availability, runners_for
-from bench.core.artifact import ExportRequest
-from exporters.base import get_exporter
-from bench import zoo
 from bench.env import env_key, usable_cores
 from bench.env.gpu import gpu_env
+from bench.measure import ContentionProbe, Measurement, measure, timed_ms
+from bench.stats import summarize
+from bench.store import Run, RunWriter, load_run, new_run_id, run_path
+from devices.base import get_device, make_runner, runner_availability, runners_for
+from exporters.base import get_exporter
 
 # Device options that shape the exported artifact (the rest only shape the runner).
 EXPORT_SETTINGS = {"precision", "opt_level", "minimum_deployment_target", "io_precision", "image_input",

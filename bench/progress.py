@@ -6,10 +6,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.console import print_table
-from bench.store import Run
-from bench.reference import DEVICE_TO_PLATFORM
 from bench import zoo
+from bench.console import print_table
+from bench.reference import DEVICE_TO_PLATFORM
+from bench.store import Run
 
 
 class RichReporter:

@@ -21,12 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from bench.core.artifact import ExportArtifact
 from bench.core.errors import MissingBackendError, UserError
+from bench.core.protocol import Protocol
 from bench.core.runner import Availability, ExternalMeasurement, RunnerBase, RunnerOptions
 from devices.benchmark_model_parser import BenchmarkOutput, delegated_share, parse
-from bench.core.artifact import ExportArtifact
-from bench.core.protocol import Protocol
-
 
 REMOTE_DIR = "/data/local/tmp/mobileone-bench"
 DEFAULT_DELEGATE = "nnapi"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import zoo
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.runner import Availability, RunnerBase, RunnerOptions
-from bench import zoo
 
 # MLComputeUnits as coremltools names them. ALL lets Core ML pick the Neural Engine, GPU or CPU per op.
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_ONLY", "CPU_AND_GPU")

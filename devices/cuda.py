@@ -3,11 +3,11 @@ torch.inference_mode, optionally replayed as a CUDA graph; each inference timed 
 stream, which is synchronized before infer() returns. torch.cuda is touched only inside methods."""
 from __future__ import annotations
 
+from bench import zoo
 from bench.core.errors import UserError
+from bench.core.options import option_flag
 from bench.core.runner import RunnerBase, RunnerOptions
 from bench.env.gpu import env_info, gpu_snapshot, require_cuda_device
-from bench.core.options import option_flag
-from bench import zoo
 
 PRECISIONS = {"fp16": "float16", "fp32": "float32"}
 DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)

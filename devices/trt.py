@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import UserError
+from bench.core.optional import require
+from bench.core.options import option_flag
 from bench.core.runner import RunnerBase, RunnerOptions
 from bench.env.gpu import env_info, gpu_snapshot, require_cuda_device
-from bench.core.options import option_flag
-from bench.core.optional import require
 
 # tensorrt.DataType member names -> torch dtype names
 TRT_TO_TORCH = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",

@@ -18,19 +18,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.core.errors import MissingBackendError, UserError
-from bench.core.runner import Availability
-from bench.env.gpu import GpuIdentity, common_gpu_problem, gather_facts, gpu_env, gpu_identity, gpu_snapshot
-from bench.core.io import atomic_write_json, read_json
-from bench.core.runner import ExternalMeasurement, RunnerBase, RunnerOptions
-from bench.core.options import option_flag
-from bench.core.io import build_into, default_cache_dir, sha256_of
 from bench.core.artifact import ExportArtifact
+from bench.core.errors import MissingBackendError, UserError
+from bench.core.io import atomic_write_json, build_into, default_cache_dir, read_json, sha256_of
+from bench.core.options import option_flag
 from bench.core.protocol import Protocol
+from bench.core.runner import Availability, ExternalMeasurement, RunnerBase, RunnerOptions
+from bench.env.gpu import GpuIdentity, common_gpu_problem, gather_facts, gpu_env, gpu_identity, gpu_snapshot
 from bench.measure import Measurement, stopping_reason
 from bench.stats import summarize
 from exporters.tensorrt import precision_counts, timing_cache_path
-
 
 TRTEXEC_ENV = "TRTEXEC"
 # Where NVIDIA's packages put trtexec (Debian/RPM packages, NGC containers, tar installs).

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from bench.core.errors import UserError
-from bench.core.artifact import ExportArtifact, ExportRequest
-from exporters.base import cached_export
-from bench.core.optional import require, versions_of
 from bench import zoo
+from bench.core.artifact import ExportArtifact, ExportRequest
+from bench.core.errors import UserError
+from bench.core.optional import require, versions_of
+from exporters.base import cached_export
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 FILENAME = "model.mlpackage"

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from bench.core.artifact import ExportArtifact, ExportRequest
-from exporters.base import cached_export
 from bench.core.optional import versions_of
 from bench.zoo import build_model
+from exporters.base import cached_export
 
 OPSET = 18  # pinned: the artifact's meaning must not move with torch's default
 INPUT_NAME, OUTPUT_NAME = "input", "logits"

@@ -13,12 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench.core.artifact import ExportArtifact, ExportRequest
 from bench.core.errors import UserError
 from bench.core.io import atomic_write_bytes, atomic_write_json
-from bench.core.artifact import ExportArtifact, ExportRequest
-from exporters.base import cached_export
 from bench.core.optional import require
 from bench.env.gpu import gpu_identity
+from exporters.base import cached_export
 
 TARGET = "tensorrt"
 ENGINE_FILE = "model.engine"

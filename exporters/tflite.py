@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import UserError
+from bench import zoo
 from bench.core.artifact import ExportArtifact, ExportRequest
-from exporters.base import cached_export
+from bench.core.errors import UserError
 from bench.core.optional import require, versions_of
 from bench.core.options import as_bool
-from bench import zoo
+from exporters.base import cached_export
 
 FILENAME = "model.tflite"
 SETTINGS = {  # key -> (default, help); the tflite and android devices share this exporter

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+
 from bench.analysis.frames import PLATFORM_SHORT, device_order
 from bench.reference import paper_spearman
 

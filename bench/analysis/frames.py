@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import zoo
 from bench.core.errors import UserError
 from bench.env import env_key
 from bench.reference import DEVICE_TO_PLATFORM, PAPER_PLATFORMS
 from bench.store import load_run, result_files, to_frame
-from bench import zoo
 
 # The cell's env_key fields that make up the device key (bench.env.env_key writes them).
 KEY_FIELDS = ("device", "runner", "precision", "threads", "cpu_model", "gpu", "device_name", "runtime_version")

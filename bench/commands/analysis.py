@@ -6,14 +6,14 @@ import math
 import sys
 from pathlib import Path
 
-from bench.commands import print_json
-from bench.core.errors import UserError
 from bench.analysis.correlate import EXACT_P_MAX_N, analysis_frames, records
 from bench.analysis.frames import PLATFORM_SHORT, load_dataset
 from bench.analysis.plots import plot_all
 from bench.analysis.tables import EXTENSIONS, build_table, render
+from bench.commands import print_json
 from bench.config import load_config
 from bench.console import print_table
+from bench.core.errors import UserError
 from bench.core.io import atomic_write_text
 
 TABLES_DIR = Path("results/tables")

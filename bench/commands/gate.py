@@ -9,19 +9,31 @@ import json
 import tempfile
 from pathlib import Path
 
+from bench import ab, zoo
 from bench.commands import print_json
-from bench.core.errors import UserError
-from bench import ab
-from bench.compare import (ABPlan, BASELINES_DIR, accept_baseline, calibrate, calibration_rows, check_effect,
-                           compare_sets, list_baselines, load_effects, load_result_set, log_to_stderr,
-                           print_report, run_ab, write_outputs)
+from bench.compare import (
+    BASELINES_DIR,
+    ABPlan,
+    accept_baseline,
+    calibrate,
+    calibration_rows,
+    check_effect,
+    compare_sets,
+    list_baselines,
+    load_effects,
+    load_result_set,
+    log_to_stderr,
+    print_report,
+    run_ab,
+    write_outputs,
+)
 from bench.config import load_config, parse_option_flags
 from bench.console import print_table
+from bench.core.errors import UserError
 from bench.core.io import atomic_write_json
 from bench.core.protocol import get_protocol
 from bench.env import cpu_info, usable_cores
 from bench.reference import REPO_ROOT
-from bench import zoo
 from devices.base import get_device, require_runnable
 
 GATE_MODELS = "mobileone_s0,mobileone_s1,mobileone_s2,mobilenetv2_100"

@@ -1,9 +1,9 @@
 """`bench models`: the zoo with params, MACs and the paper's top-1."""
 from __future__ import annotations
 
+from bench import zoo
 from bench.commands import print_json
 from bench.console import print_table
-from bench import zoo
 
 
 def cmd_models(args) -> int:

@@ -4,14 +4,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bench import zoo
 from bench.commands import print_json
-from bench.core.errors import UserError
 from bench.config import SuiteConfig, load_config, parse_option_flags, with_cli
 from bench.console import print_table
+from bench.core.errors import UserError
 from bench.pipeline import export_request, run_suite
 from bench.progress import RichReporter, print_summary
 from bench.store import find_run, load_run
-from bench import zoo
 from devices.base import DEVICES, availability, get_device
 from exporters.base import copy_artifact, get_exporter
 

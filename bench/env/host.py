@@ -11,7 +11,6 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-
 LIBRARIES = ("mobileone-bench", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "pandas", "scipy",
              "coremltools", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "tensorrt", "nvidia-ml-py")
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",

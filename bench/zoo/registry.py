@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import functools
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
