@@ -29,7 +29,7 @@ from bench.env import usable_cores
 from bench.measure import Clock, ContentionProbe, run_round, warm_up
 from bench.pipeline import export_request
 from bench.stats import paired_log_ratios
-from devices.base import get_device
+from devices.registry import get_device
 from exporters.base import ARTIFACT_FILE, get_exporter
 
 BASE, HEAD = "base", "head"

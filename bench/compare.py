@@ -31,7 +31,7 @@ from bench.stats import (
     summary_ratio,
 )
 from bench.store import find_run, load_run, result_files
-from devices.base import get_device, make_runner
+from devices.registry import get_device, make_runner
 
 PASS, FAIL, UNSTABLE, ERROR, SKIP = "PASS", "FAIL", "UNSTABLE", "ERROR", "SKIP"
 EXIT_PASS, EXIT_FAIL, EXIT_UNSTABLE = 0, 1, 3
@@ -472,14 +472,14 @@ def measure_ab_cell(model: str, base, head, protocol, plan: ABPlan, level: float
     """Load both sides' runners, warm both up, then interleave their rounds until the verdict settles."""
 
     device = get_device(base.device)
-    if device.kind != "cpu" and base.device != "tflite":
+    if not device.contention_probe:
         probe = None
     else:
         probe = ContentionProbe()
-    rb = make_runner(device.runner, RunnerOptions(threads=base.threads, extra=dict(base.options)))
-    rh = make_runner(device.runner, RunnerOptions(threads=head.threads, extra=dict(head.options)))
+    rb = make_runner(device.default_runner, RunnerOptions(threads=base.threads, extra=dict(base.options)))
+    rh = make_runner(device.default_runner, RunnerOptions(threads=head.threads, extra=dict(head.options)))
     with rb, rh:
-        if rb.external or rh.external:
+        if rb.self_timed or rh.self_timed:
             raise UserError(f"device {base.device} is measured by an outside tool, which bench ab cannot "
                             "interleave; run `bench run` on each version and use `bench compare`")
         rb.load(base.load_target(model))

@@ -14,49 +14,12 @@ from bench.core.errors import UserError
 from bench.core.io import default_cache_dir
 from bench.core.options import check_value
 from bench.core.protocol import PRESETS, Protocol
-from devices.base import DEVICES
+from devices.registry import DEVICES
 
 DEFAULT_CONFIG = "bench.toml"
 FORMS = ("deploy", "train", "both")
 ACTIVATIONS = ("relu", "original")
 
-# Per-device options ([devices.<name>] in bench.toml): name -> (type, allowed values or None, help).
-DEVICE_OPTIONS: dict[str, dict[str, tuple[type, tuple | None, str]]] = {
-    "cpu": {"disable_optimizations": (bool, None, "turn ONNX Runtime's graph optimizations off")},
-    "torch": {},
-    "trt": {"precision": (str, ("fp16", "fp32"), "engine precision"),
-            "opt_level": (int, (0, 1, 2, 3, 4, 5), "builder optimization level"),
-            "cuda_graph": (bool, None, "capture the inference in a CUDA graph"),
-            "copies": (bool, None, "include host<->device copies in each inference"),
-            "via": (str, ("runtime", "trtexec", "both"), "measure with our runtime loop, trtexec, or both"),
-            "trtexec": (str, None, "path of the trtexec binary"),
-            "spin_wait": (bool, None, "trtexec: actively spin-wait on GPU events (default true)")},
-    "cuda": {"cuda_graph": (bool, None, "capture the inference in a CUDA graph"),
-             "precision": (str, ("fp16", "fp32"), "model precision on the GPU"),
-             "cudnn_benchmark": (bool, None, "let cuDNN autotune its convolution algorithms")},
-    "coreml": {"compute_units": (str, ("ALL", "CPU_AND_NE", "CPU_ONLY", "CPU_AND_GPU"), "Core ML compute units"),
-               "minimum_deployment_target": (str, ("iOS15", "iOS16", "iOS17", "iOS18", "iOS26", "macOS12", "macOS13",
-                                                    "macOS14", "macOS15", "macOS26"), "deployment target"),
-               "io_precision": (str, ("fp16", "fp32"), "tensor input/output precision"),
-               "image_input": (bool, None, "224x224 BGRA image input with normalization folded in")},
-    "tflite": {"calibration": (str, None, "folder of calibration images (else a synthetic set)"),
-               "calibration_count": (int, None, "number of calibration samples"),
-               "allow_float_ops": (bool, None, "accept float compute ops left after conversion"),
-               "parity_count": (int, None, "inputs on which the int8 model is compared with fp32 PyTorch"),
-               "bn_reestimate": (str, ("auto", "yes", "no"),
-                                 "re-estimate BN statistics on the calibration set (auto: random weights only)"),
-               "xnnpack": (bool, None, "use the XNNPACK delegate (false: TFLite's builtin kernels)")},
-    "android": {"serial": (str, None, "adb serial of the phone"),
-                "benchmark_model": (str, None, "path of the android_aarch64 benchmark_model binary"),
-                "delegate": (str, ("nnapi", "gpu", "cpu"), "TFLite delegate (nnapi = the Pixel's TPU)"),
-                "nnapi_accelerator": (str, None, "NNAPI accelerator name (default google-edgetpu)"),
-                "op_profiling": (bool, None, "record which ops each delegate ran"),
-                "calibration": (str, None, "folder of calibration images (else a synthetic set)"),
-                "calibration_count": (int, None, "number of calibration samples"),
-                "parity_count": (int, None, "inputs on which the int8 model is compared with fp32 PyTorch"),
-                "bn_reestimate": (str, ("auto", "yes", "no"), "re-estimate BN statistics on the calibration set"),
-                "allow_float_ops": (bool, None, "accept float compute ops left after conversion")},
-}
 PROTOCOL_KEYS = {f.name: f.type for f in fields(Protocol) if f.name != "name"}
 
 
@@ -148,15 +111,15 @@ def validate(cfg: SuiteConfig) -> SuiteConfig:
 
 
 def check_device_options(device: str, options: dict[str, Any]) -> None:
-    """Each [devices.<device>] option is known and of the right type and value."""
-    if device not in DEVICE_OPTIONS:
-        raise UserError(f"devices.{device}: unknown device; known devices: {', '.join(DEVICE_OPTIONS)}")
-    for key, value in options.items():
-        spec = DEVICE_OPTIONS[device].get(key)
-        if spec is None:
-            allowed = ", ".join(DEVICE_OPTIONS[device]) or "none"
-            raise UserError(f"devices.{device}.{key} is not an option of {device}; allowed: {allowed}")
-        check_value(f"devices.{device}.{key}", value, spec[0], spec[1])
+    """Each [devices.<device>] option is known to the device's spec and of the right type and value."""
+    if device not in DEVICES:
+        raise UserError(f"devices.{device}: unknown device; known devices: {', '.join(DEVICES)}")
+    DEVICES[device].check_options(options)
+
+
+def device_options_help(device: str) -> dict[str, tuple[type, tuple | None, str]]:
+    """name -> (type, allowed values, help) of a device's options, from its spec."""
+    return {o.name: (o.type, o.allowed, o.help) for o in DEVICES[device].options}
 
 
 SUITE_KEYS = {"models", "devices", "protocol", "threads", "out", "cache", "form", "activation", "weights"}
@@ -196,6 +159,11 @@ def parse_toml(text: str, source: str) -> SuiteConfig:
         raise UserError(f"{source}: [protocol] must be a table of protocol settings")
     kw["protocol_overrides"] = tuple(sorted(proto.items()))
     devices = data.get("devices", {})
+    if not isinstance(devices, dict):
+        raise UserError(f"{source}: [devices] must hold one table per device, e.g. [devices.trt]")
+    for name, opts in devices.items():
+        if not isinstance(opts, dict):
+            raise UserError(f"{source}: devices.{name} = {opts!r} must be a table of options ([devices.{name}])")
     kw["device_options"] = tuple(sorted((name, tuple(sorted(opts.items())))
                                         for name, opts in devices.items() if isinstance(opts, dict)))
     try:
@@ -247,7 +215,7 @@ def _parse_scalar(text: str):
 
 
 def parse_option_flags(items: list[str] | None) -> dict[str, dict[str, Any]]:
-    """`--option DEVICE.KEY=VALUE` flags -> {device: {key: value}}, each checked against DEVICE_OPTIONS."""
+    """`--option DEVICE.KEY=VALUE` flags -> {device: {key: value}}, each checked against the device's spec."""
     out: dict[str, dict[str, Any]] = {}
     for opt in items or []:
         dev, _, rest = opt.partition(".")

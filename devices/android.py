@@ -3,7 +3,7 @@
 Default settings target the Pixel 6's TPU: NNAPI with the `google-edgetpu` accelerator and NNAPI's CPU
 fallback disabled (`options.extra["delegate"]`: nnapi | gpu | cpu). Our Protocol maps onto benchmark_model's
 flags; its printed statistics (init, first inference, warm-up, count/avg/std/min/max, and the op profile
-with `op_profiling`) become an ExternalMeasurement, with the phone's model, Android version, SoC and
+with `op_profiling`) become the round the measurement loop records, with the phone's model, Android version, SoC and
 thermal state before and after.
 
 Pure parts (tested without a phone): every command line (argument lists, never shell strings; the remote
@@ -24,7 +24,8 @@ from typing import Callable
 from bench.core.artifact import ExportArtifact
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.protocol import Protocol
-from bench.core.runner import Availability, ExternalMeasurement, RunnerBase, RunnerOptions
+from bench.core.runner import Availability, RunnerBase, RunnerOptions, TimedRound
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 from devices.benchmark_model_parser import BenchmarkOutput, delegated_share, parse
 
 REMOTE_DIR = "/data/local/tmp/mobileone-bench"
@@ -240,7 +241,7 @@ class AndroidRunner(RunnerBase):
     """options.extra: serial, benchmark_model (local path of the android_aarch64 binary), delegate
     (nnapi | gpu | cpu), nnapi_accelerator (default google-edgetpu), op_profiling (bool)."""
 
-    external = True
+    self_timed = True
 
     def __init__(self, options: RunnerOptions, run: Run = _run, which: Callable[[str], str | None] = shutil.which):
         super().__init__(options)
@@ -256,6 +257,7 @@ class AndroidRunner(RunnerBase):
         self.remote_binary = f"{REMOTE_DIR}/benchmark_model"
         self.remote_model: str | None = None
         self.phone: dict = {}
+        self._run_info: dict = {}
 
     def _adb(self, cmd: list[str], what: str, timeout: float = ADB_TIMEOUT_S) -> str:
         try:
@@ -321,7 +323,13 @@ class AndroidRunner(RunnerBase):
         text = (result.stdout or "") + "\n" + (result.stderr or "")
         return parse(text), text
 
-    def measure_external(self, protocol: "Protocol") -> ExternalMeasurement:
+    def warm_up(self, protocol: "Protocol") -> tuple[int, float]:
+        # benchmark_model warms up inside its own run (--warmup_runs, --warmup_min_secs), counted per round.
+        return 0, 0.0
+
+    def time_round(self, protocol: "Protocol") -> TimedRound:
+        """One benchmark_model run under the protocol: the tool prints aggregates only, so the round carries
+        its summary (and the loop stops after it: rounds, trim and the stopping rule do not apply)."""
         argv = benchmark_args(self.remote_binary, self.remote_model, protocol, self.options.threads,
                               self.delegate, self.accelerator, self.op_profiling)
         r = run_params(protocol)
@@ -333,34 +341,32 @@ class AndroidRunner(RunnerBase):
             flags.append("delegate-fell-back-to-cpu")
         if before.get("status") is not None and after.get("status") is not None and after["status"] > before["status"]:
             flags.append("thermal-status-rose")
-        return ExternalMeasurement(
-            summary=summary, load_ms=out.init_ms, first_inference_ms=out.first_inference_ms,
-            warmup_iters=out.warmup.count if out.warmup else r.warmup_runs,
-            stop_reason=f"benchmark_model: {out.inference.count} runs (asked >= {r.num_runs} runs and "
-                        f">= {r.min_secs:g} s, <= {r.max_secs:g} s); rounds, trim and the stopping rule do not "
-                        "apply",
-            info={"tool": "benchmark_model", "tool_version": out.tool_version, "command": shell(self.serial, argv),
-                  "delegate": self.delegate,
-                  "nnapi_accelerator": self.accelerator if self.delegate == "nnapi" else None,
-                  "threads": self.options.threads, "phone": self.phone, "serial": self.serial,
-                  "thermal_before": before, "thermal_after": after,
-                  "warmup": asdict(out.warmup) if out.warmup else None,
-                  "warmup_avg_ms": out.warmup_avg_ms, "inference_avg_ms": out.inference_avg_ms,
-                  "nnapi_accelerators": list(out.nnapi_accelerators), **delegated_share(out),
-                  "op_profile": [asdict(row) for row in out.op_profile],
-                  "op_summary": [asdict(row) for row in out.op_summary], "memory_mb": out.memory_mb},
-            flags=flags)
+        self._run_info = {
+            "tool": "benchmark_model", "tool_version": out.tool_version, "command": shell(self.serial, argv),
+            "tool_protocol": f"{out.inference.count} runs (asked >= {r.num_runs} runs and >= {r.min_secs:g} s, "
+                             f"<= {r.max_secs:g} s)",
+            "delegate": self.delegate, "nnapi_accelerator": self.accelerator if self.delegate == "nnapi" else None,
+            "threads": self.options.threads, "phone": self.phone, "serial": self.serial,
+            "thermal_before": before, "thermal_after": after,
+            "warmup": asdict(out.warmup) if out.warmup else None,
+            "warmup_avg_ms": out.warmup_avg_ms, "inference_avg_ms": out.inference_avg_ms,
+            "nnapi_accelerators": list(out.nnapi_accelerators), **delegated_share(out),
+            "op_profile": [asdict(row) for row in out.op_profile],
+            "op_summary": [asdict(row) for row in out.op_summary], "memory_mb": out.memory_mb}
+        return TimedRound(aggregate=summary, measured_s=(out.inference.count * (out.inference.avg_us or 0)) / 1e6,
+                          warmup_iters=out.warmup.count if out.warmup else r.warmup_runs, load_ms=out.init_ms,
+                          first_inference_ms=out.first_inference_ms, flags=tuple(flags))
 
     def infer(self) -> float:
         """One inference by benchmark_model (one warm-up, one timed run); returns that run's ms. Each call is
-        a process start on the phone: the suite measures through measure_external instead."""
+        a process start on the phone: the suite measures whole runs through time_round instead."""
         out, _ = self._benchmark(single_run_args(self.remote_binary, self.remote_model, self.options.threads,
                                                  self.delegate, self.accelerator), timeout=ADB_TIMEOUT_S)
         return out.inference_avg_ms
 
     def info(self) -> dict:
-        return {"tool": "benchmark_model", "delegate": self.delegate, "threads": self.options.threads,
-                "phone": self.phone, "serial": self.serial}
+        return self._run_info or {"tool": "benchmark_model", "delegate": self.delegate,
+                                  "threads": self.options.threads, "phone": self.phone, "serial": self.serial}
 
     def close(self) -> None:
         if self.serial and self.remote_model:
@@ -369,3 +375,24 @@ class AndroidRunner(RunnerBase):
             except (OSError, subprocess.SubprocessError):
                 pass  # the phone went away; nothing of ours is left on this machine
             self.remote_model = None
+
+
+SPEC = DeviceSpec(
+    "android", "int8 TFLite on an Android phone via adb + benchmark_model", kind="mobile", precision="int8",
+    paper_column="pixel6_tpu_ms",
+    runners=(("runtime", RunnerSpec("benchmark_model", AndroidRunner, exporter="tflite", runtime=None, extra="tflite",
+                                     check=check)),),
+    options=(
+        OptionSpec("serial", str, help="adb serial of the phone"),
+        OptionSpec("benchmark_model", str, help="path of the android_aarch64 benchmark_model binary"),
+        OptionSpec("delegate", str, None, DELEGATES, "TFLite delegate (nnapi = the Pixel's TPU)"),
+        OptionSpec("nnapi_accelerator", str, help="NNAPI accelerator name (default google-edgetpu)"),
+        OptionSpec("op_profiling", bool, help="record which ops each delegate ran"),
+        OptionSpec("calibration", str, help="folder of calibration images (else a synthetic set)", shapes_artifact=True),
+        OptionSpec("calibration_count", int, help="number of calibration samples", shapes_artifact=True),
+        OptionSpec("allow_float_ops", bool, help="accept float compute ops left after conversion", shapes_artifact=True),
+        OptionSpec("parity_count", int, help="inputs on which the int8 model is compared with fp32 PyTorch",
+                   shapes_artifact=True),
+        OptionSpec("bn_reestimate", str, None, ("auto", "yes", "no"),
+                   "re-estimate BN statistics on the calibration set (auto: random weights only)", shapes_artifact=True),
+    ))

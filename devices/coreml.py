@@ -15,6 +15,7 @@ import numpy as np
 from bench import zoo
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.runner import Availability, RunnerBase, RunnerOptions
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 
 # MLComputeUnits as coremltools names them. ALL lets Core ML pick the Neural Engine, GPU or CPU per op.
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_ONLY", "CPU_AND_GPU")
@@ -278,3 +279,20 @@ class CoreMLRunner(RunnerBase):
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
         self._scratch = self._compiled = None
+
+
+SPEC = DeviceSpec(
+    "coreml", "Core ML fp16 (ML Program) on macOS", kind="mobile", precision="fp16", paper_column="iphone12_ane_ms",
+    imported_as=("iphone",),
+    runners=(("runtime", RunnerSpec("coreml", CoreMLRunner, exporter="coreml", runtime="coremltools",
+                                     modules=("coremltools",), extra="coreml", check=check,
+                                     export_modules=("coremltools",))),),
+    options=(
+        OptionSpec("compute_units", str, None, COMPUTE_UNITS, "Core ML compute units"),
+        OptionSpec("minimum_deployment_target", str, None, ("iOS15", "iOS16", "iOS17", "iOS18", "iOS26", "macOS12",
+                                                           "macOS13", "macOS14", "macOS15", "macOS26"),
+                   "deployment target", shapes_artifact=True),
+        OptionSpec("io_precision", str, None, ("fp16", "fp32"), "tensor input/output precision", shapes_artifact=True),
+        OptionSpec("image_input", bool, help="224x224 BGRA image input with normalization folded in",
+                   shapes_artifact=True),
+    ))

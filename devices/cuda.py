@@ -7,7 +7,8 @@ from bench import zoo
 from bench.core.errors import UserError
 from bench.core.options import option_flag
 from bench.core.runner import RunnerBase, RunnerOptions
-from bench.env.gpu import env_info, gpu_snapshot, require_cuda_device
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
+from bench.env.gpu import check_cuda, env_info, gpu_snapshot, require_cuda_device
 
 PRECISIONS = {"fp16": "float16", "fp32": "float32"}
 DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)
@@ -108,3 +109,15 @@ class CudaRunner(RunnerBase):
                 "cuda_graph": self.cuda_graph, "cudnn_benchmark": self.cudnn_benchmark,
                 "timing": "CUDA events on the runner's stream around each forward; stream synchronized in infer()",
                 **env_info(self.index, self._before)}
+
+
+SPEC = DeviceSpec(
+    "cuda", "PyTorch fp16 on CUDA, channels-last", kind="gpu", precision="fp16", paper_column="trt_2080ti_ms",
+    runners=(("runtime", RunnerSpec("torch-cuda", CudaRunner, exporter=None, runtime="torch", modules=("torch",),
+                                     extra="cuda", check=check_cuda)),),
+    options=(
+        OptionSpec("cuda_graph", bool, help="capture the inference in a CUDA graph"),
+        OptionSpec("precision", str, None, ("fp16", "fp32"), "model precision on the GPU"),
+        OptionSpec("cudnn_benchmark", bool, help="let cuDNN autotune its convolution algorithms"),
+        OptionSpec("gpu", int, help="CUDA device index (after CUDA_VISIBLE_DEVICES)"),
+    ))

@@ -5,6 +5,7 @@ import numpy as np
 
 from bench.core.artifact import ExportArtifact
 from bench.core.runner import RunnerBase, RunnerOptions
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 
 
 class OrtCpuRunner(RunnerBase):
@@ -54,3 +55,11 @@ class OrtCpuRunner(RunnerBase):
 
     def close(self) -> None:
         self.session = None
+
+
+SPEC = DeviceSpec(
+    "cpu", "ONNX Runtime, CPU execution provider, fp32", kind="cpu", precision="fp32", paper_column="cpu_x86_ms",
+    contention_probe=True,
+    runners=(("runtime", RunnerSpec("onnxruntime", OrtCpuRunner, exporter="onnx", runtime="onnxruntime",
+                                     modules=("onnxruntime",))),),
+    options=(OptionSpec("disable_optimizations", bool, help="turn ONNX Runtime's graph optimizations off"),))

@@ -8,6 +8,7 @@ import numpy as np
 from bench.core.artifact import ExportArtifact
 from bench.core.errors import UserError
 from bench.core.runner import RunnerBase, RunnerOptions
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 
 
 def _quantized(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -113,3 +114,21 @@ class TFLiteRunner(RunnerBase):
 
     def close(self) -> None:
         self._interp = None
+
+
+SPEC = DeviceSpec(
+    "tflite", "full-integer int8 TFLite, LiteRT interpreter + XNNPACK", kind="mobile", precision="int8",
+    paper_column="pixel6_tpu_ms", contention_probe=True,  # runs on this host's CPUs
+    runners=(("runtime", RunnerSpec("litert", TFLiteRunner, exporter="tflite", runtime="ai-edge-litert",
+                                     modules=("ai_edge_litert",), extra="tflite",
+                                     export_modules=("litert_torch", "ai_edge_quantizer"))),),
+    options=(
+        OptionSpec("calibration", str, help="folder of calibration images (else a synthetic set)", shapes_artifact=True),
+        OptionSpec("calibration_count", int, help="number of calibration samples", shapes_artifact=True),
+        OptionSpec("allow_float_ops", bool, help="accept float compute ops left after conversion", shapes_artifact=True),
+        OptionSpec("parity_count", int, help="inputs on which the int8 model is compared with fp32 PyTorch",
+                   shapes_artifact=True),
+        OptionSpec("bn_reestimate", str, None, ("auto", "yes", "no"),
+                   "re-estimate BN statistics on the calibration set (auto: random weights only)", shapes_artifact=True),
+        OptionSpec("xnnpack", bool, help="use the XNNPACK delegate (false: TFLite's builtin kernels)"),
+    ))

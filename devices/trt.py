@@ -13,7 +13,9 @@ from bench.core.errors import UserError
 from bench.core.optional import require
 from bench.core.options import option_flag
 from bench.core.runner import RunnerBase, RunnerOptions
-from bench.env.gpu import env_info, gpu_snapshot, require_cuda_device
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec, via_option
+from bench.env.gpu import check_trt, env_info, gpu_snapshot, require_cuda_device
+from devices.trtexec import TrtexecRunner, check_trtexec
 
 # tensorrt.DataType member names -> torch dtype names
 TRT_TO_TORCH = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
@@ -171,3 +173,23 @@ class TrtRunner(RunnerBase):
                 "engine": str(self._path), "copies": self.copies, "cuda_graph": self.cuda_graph,
                 "timing": "CUDA events on the runner's stream around each enqueue; stream synchronized in infer()",
                 **env_info(self.index, self._before)}
+
+
+SPEC = DeviceSpec(
+    "trt", "TensorRT engine, fp16, on an NVIDIA GPU", kind="gpu", precision="fp16", paper_column="trt_2080ti_ms",
+    runners=(
+        ("runtime", RunnerSpec("tensorrt", TrtRunner, exporter="tensorrt", runtime="tensorrt",
+                               modules=("tensorrt", "torch"), extra="trt", check=check_trt)),
+        # trtexec needs neither the tensorrt Python package nor a CUDA build of torch: its own check.
+        ("trtexec", RunnerSpec("trtexec", TrtexecRunner, exporter="trtexec", runtime=None, check=check_trtexec)),
+    ),
+    options=(
+        OptionSpec("precision", str, None, ("fp16", "fp32"), "engine precision", shapes_artifact=True),
+        OptionSpec("opt_level", int, None, (0, 1, 2, 3, 4, 5), "builder optimization level", shapes_artifact=True),
+        OptionSpec("cuda_graph", bool, help="capture the inference in a CUDA graph"),
+        OptionSpec("copies", bool, help="include host<->device copies in each inference"),
+        via_option(("runtime", "trtexec")),
+        OptionSpec("trtexec", str, help="path of the trtexec binary", shapes_artifact=True),
+        OptionSpec("spin_wait", bool, help="trtexec: actively spin-wait on GPU events (default true)"),
+        OptionSpec("gpu", int, help="CUDA device index (after CUDA_VISIBLE_DEVICES)"),
+    ))

@@ -77,6 +77,7 @@ def copy_artifact(artifact: ExportArtifact, out_dir: Path) -> ExportArtifact:
 EXPORTERS: dict[str, str] = {
     "onnx": "exporters.onnx:export",
     "tensorrt": "exporters.tensorrt:export",
+    "trtexec": "exporters.trtexec:export",
     "coreml": "exporters.coreml:export",
     "tflite": "exporters.tflite:export",
 }

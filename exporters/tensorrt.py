@@ -27,7 +27,7 @@ PRECISIONS = ("fp16", "fp32")
 DEFAULT_PRECISION = "fp16"
 OPT_LEVELS = range(0, 6)  # IBuilderConfig.builder_optimization_level: 0..5
 DEFAULT_OPT_LEVEL = 3  # TensorRT's own default
-OWN_SETTINGS = ("precision", "opt_level")  # ours; the ONNX export never sees them
+OWN_SETTINGS = ("precision", "opt_level", "trtexec")  # ours; the ONNX export never sees them
 # Layers that move data between formats rather than compute: counted apart so that "fp16 layers" means
 # the network's own layers. TensorRT names these LayerType values in the inspector's JSON.
 BOOKKEEPING_LAYER_TYPES = {"Reformat", "NoOp", "Shuffle", "Constant", "Identity"}

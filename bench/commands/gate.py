@@ -34,7 +34,7 @@ from bench.core.io import atomic_write_json
 from bench.core.protocol import get_protocol
 from bench.env import cpu_info, usable_cores
 from bench.reference import REPO_ROOT
-from devices.base import get_device, require_runnable
+from devices.registry import get_device, require_runnable
 
 GATE_MODELS = "mobileone_s0,mobileone_s1,mobileone_s2,mobilenetv2_100"
 

@@ -12,7 +12,7 @@ from bench.core.errors import UserError
 from bench.pipeline import export_request, run_suite
 from bench.progress import RichReporter, print_summary
 from bench.store import find_run, load_run
-from devices.base import DEVICES, availability, get_device
+from devices.registry import DEVICES, availability, get_device
 from exporters.base import copy_artifact, get_exporter
 
 
@@ -49,13 +49,13 @@ def cmd_run(args) -> int:
     reporter = RichReporter()
     try:
         with reporter:
-            path = run_suite(cfg, command=sys.argv, reporter=reporter, resume=resume)
+            run = run_suite(cfg, command=sys.argv, reporter=reporter, resume=resume)
     except KeyboardInterrupt:
         where = reporter.run_path or "the run file"
         print(f"bench: interrupted; every finished cell is saved. Finish it with: bench run --resume {where}",
               file=sys.stderr)
         return 130
-    print_summary(load_run(path), path)
+    print_summary(run, reporter.run_path)
     return 0
 
 
@@ -66,10 +66,12 @@ def cmd_export(args) -> int:
     failures = 0
     for device_name in cfg.devices:
         device = get_device(device_name)
-        if not device.exporter:
+        exporters = list(dict.fromkeys(r.exporter for r in device.runners_for(
+            cfg.options_for(device_name).get("via")) if r.exporter))
+        if not exporters:
             raise UserError(f"device {device_name} runs the PyTorch model directly; nothing to export")
-        exporter = get_exporter(device.exporter)
-        for model in zoo.list_models(cfg.models):
+        for exporter_name, model in ((e, m) for e in exporters for m in zoo.list_models(cfg.models)):
+            exporter = get_exporter(exporter_name)
             request = export_request(cfg, model, device_name, deploy=cfg.form != "train")
             try:
                 artifact, hit = exporter(request, cfg.cache_dir)

@@ -141,7 +141,7 @@ def test_on_macos_the_version_and_the_bindings_are_checked():
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="checks the Linux behaviour")
 def test_registry_reports_export_only_where_coremltools_converts_but_cannot_run(coremltools_installed):
-    from devices.base import availability
+    from devices.registry import availability
 
     avail = availability("coreml")
     assert (avail.status, avail.reason) == ("export-only", "Core ML runs need macOS")
@@ -202,6 +202,6 @@ def test_the_hygiene_probe_sees_an_import():
 
 
 def test_bench_toml_allows_exactly_the_exporters_deployment_targets():
-    from bench.config import DEVICE_OPTIONS
+    from bench.config import device_options_help
     from exporters.coreml import SPEC_VERSIONS
-    assert set(DEVICE_OPTIONS["coreml"]["minimum_deployment_target"][1]) == set(SPEC_VERSIONS)
+    assert set(device_options_help("coreml")["minimum_deployment_target"][1]) == set(SPEC_VERSIONS)

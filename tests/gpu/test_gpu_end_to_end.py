@@ -109,13 +109,16 @@ def test_trt_runner(trt_device, weights, engine, extra):
 def test_trtexec_cross_check(trt_device, trtexec_device, engine):
     from devices.trt import TrtRunner
     from devices.trtexec import TrtexecRunner
+    from bench.core.artifact import ExportRequest
+    from exporters.trtexec import export as trtexec_export
 
     artifact, cache = engine
     p = get_protocol("quick")
-    tx = TrtexecRunner(RunnerOptions(threads=1, extra={"cache_dir": str(cache)}))
-    tx.load(artifact)
-    ext = tx.measure_external(p)
-    assert len(ext.device_samples_ms) == 3 and ext.info["build"]["precision_counts"]["compute"].get("fp16")
+    built, _ = trtexec_export(ExportRequest(artifact.model), cache)
+    with TrtexecRunner(RunnerOptions(threads=1)) as tx:
+        tx.load(built)
+        ext = measure(tx, p)
+    assert len(ext.device_samples_ms) == 3 and built.metadata["build"]["precision_counts"]["compute"].get("fp16")
     with TrtRunner(RunnerOptions(threads=1)) as r:
         r.load(artifact)
         ours = measure(r.infer, p)

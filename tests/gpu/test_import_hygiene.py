@@ -3,7 +3,7 @@
 import pytest
 from import_probe import imported_after
 
-OURS = ["devices.base", "bench.env.gpu", "devices.trt", "devices.cuda", "devices.trtexec", "exporters.tensorrt"]
+OURS = ["devices.registry", "bench.env.gpu", "devices.trt", "devices.cuda", "devices.trtexec", "exporters.tensorrt"]
 GPU_MODULES = {"tensorrt", "tensorrt_bindings", "tensorrt_libs", "pynvml", "cuda", "cupy", "pycuda"}
 
 
@@ -21,4 +21,4 @@ def test_torch_is_not_imported_either():
 def test_the_check_detects_an_import():
     """The probe can fail: a module that does import pynvml is seen."""
     pytest.importorskip("pynvml")
-    assert "pynvml" in imported_after(["devices.base", "pynvml"])
+    assert "pynvml" in imported_after(["devices.registry", "pynvml"])

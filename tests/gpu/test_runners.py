@@ -50,7 +50,7 @@ def test_cuda_input_shape_comes_from_the_zoo():
 
 def test_runners_follow_the_protocol():
     for r in (TrtRunner(opts()), CudaRunner(opts())):
-        assert isinstance(r, Runner) and r.supports_output and not r.external
+        assert isinstance(r, Runner) and r.supports_output and not r.self_timed
         with r:
             pass  # closing a runner that never loaded is harmless
 

@@ -1,5 +1,6 @@
-"""devices/trtexec.py: help -> flags, the command lines, the --exportTimes and text parsers on fixtures in
-trtexec's documented formats, ExternalMeasurement, and the runner's orchestration over a stand-in trtexec."""
+"""trtexec: help -> flags, the command lines, the --exportTimes and text parsers on fixtures in trtexec's
+documented formats (bench/tools/trtexec.py); the engine build as an exporter (exporters/trtexec.py) and the
+runner's rounds through the one loop (devices/trtexec.py), over a stand-in trtexec."""
 import json
 import math
 import shutil
@@ -13,35 +14,40 @@ import pytest
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.protocol import get_protocol
 from bench.stats import summarize
+from bench.core.artifact import ExportRequest
+from bench.core.runner import TimedRound
+from bench.measure import measure
+from bench.tools import trtexec as tool
 from devices import trtexec as tx
+from exporters.trtexec import export as trtexec_export
 from bench.core.runner import RunnerOptions
 
 
 @pytest.fixture
 def help10(fixtures):
-    return tx.parse_help((fixtures / "trtexec_help_trt10.txt").read_text())
+    return tool.parse_help((fixtures / "trtexec_help_trt10.txt").read_text())
 
 
 @pytest.fixture
 def help_synthetic(fixtures):
-    return tx.parse_help((fixtures / "trtexec_help_synthetic_strongly_typed.txt").read_text())
+    return tool.parse_help((fixtures / "trtexec_help_synthetic_strongly_typed.txt").read_text())
 
 
 @pytest.fixture
 def times10(fixtures):
-    return tx.parse_times((fixtures / "trtexec_times_trt10.json").read_text())
+    return tool.parse_times((fixtures / "trtexec_times_trt10.json").read_text())
 
 
 @pytest.fixture
 def log10(fixtures):
-    return tx.parse_log((fixtures / "trtexec_run_trt10.log").read_text())
+    return tool.parse_log((fixtures / "trtexec_run_trt10.log").read_text())
 
 
 # ------------------------------------------------------------------------------------------------ help
 
 def test_parse_help(help10):
     assert help10.version == "10.9.0"
-    assert set(tx.REQUIRED_FLAGS) | {"--fp16", "--noTF32", "--useCudaGraph", "--noDataTransfers", "--useSpinWait",
+    assert set(tool.REQUIRED_FLAGS) | {"--fp16", "--noTF32", "--useCudaGraph", "--noDataTransfers", "--useSpinWait",
                                      "--skipInference", "--help"} <= help10.flags
     assert "--noCudaGraph" not in help10.flags
     assert help10.feature_default("--useCudaGraph", "--noCudaGraph") is False
@@ -53,56 +59,56 @@ def test_parse_help(help10):
 @pytest.mark.parametrize("code, version", [(100900, "10.9.0"), (100500, "10.5.0"), (110100, "11.1.0"),
                                            (8403, "8.4.3"), (8601, "8.6.1")])
 def test_banner_version(code, version):
-    assert tx.version_from_code(code) == version
+    assert tool.version_from_code(code) == version
 
 
 # -------------------------------------------------------------------------------------------- commands
 
 def test_protocol_to_settings():
-    s = tx.settings_for(get_protocol("paper", "gpu"), {})
+    s = tool.settings_for(get_protocol("paper", "gpu"), {})
     assert (s.iterations, s.duration_s, s.warmup_ms) == (20, 0.0, 200.0)
-    s = tx.settings_for(get_protocol("default"), {"cuda_graph": "true", "copies": "1", "spin_wait": "false"})
+    s = tool.settings_for(get_protocol("default"), {"cuda_graph": "true", "copies": "1", "spin_wait": "false"})
     assert (s.iterations, s.duration_s, s.warmup_ms) == (5, 0.25, 1000.0)
     assert (s.cuda_graph, s.copies, s.spin_wait) == (True, True, False)
-    assert tx.settings_for(get_protocol("quick"), {}).warmup_ms == tx.MIN_WARMUP_MS  # 50 ms asked: floor
+    assert tool.settings_for(get_protocol("quick"), {}).warmup_ms == tool.MIN_WARMUP_MS  # 50 ms asked: floor
     with pytest.raises(UserError, match="cuda_graph=true or cuda_graph=false"):
-        tx.settings_for(get_protocol("quick"), {"cuda_graph": "sometimes"})
+        tool.settings_for(get_protocol("quick"), {"cuda_graph": "sometimes"})
 
 
 def test_build_command_trt10(help10, tmp_path):
     d = tmp_path / "a dir with spaces"
-    args, notes = tx.build_command("/opt/trt/bin/trtexec", d / "m.onnx", d / "m.engine", d / "layers.json",
-                                   d / "t.cache", tx.TrtexecSettings(), help10)
+    args, notes = tool.build_command("/opt/trt/bin/trtexec", d / "m.onnx", d / "m.engine", d / "layers.json",
+                                   d / "t.cache", tool.TrtexecSettings(), help10)
     assert args == ["/opt/trt/bin/trtexec", f"--onnx={d / 'm.onnx'}", f"--saveEngine={d / 'm.engine'}", "--fp16",
                     "--builderOptimizationLevel=3", f"--timingCacheFile={d / 't.cache'}",
                     "--profilingVerbosity=detailed", f"--exportLayerInfo={d / 'layers.json'}", "--skipInference"]
     assert notes == []
-    args, _ = tx.build_command("trtexec", Path("m.onnx"), Path("e"), Path("l"), Path("c"),
-                               tx.TrtexecSettings(precision="fp32", opt_level=5), help10)
+    args, _ = tool.build_command("trtexec", Path("m.onnx"), Path("e"), Path("l"), Path("c"),
+                               tool.TrtexecSettings(precision="fp32", opt_level=5), help10)
     assert "--noTF32" in args and "--fp16" not in args and "--builderOptimizationLevel=5" in args
 
 
 def test_run_command_trt10_states_every_choice(help10):
-    s = tx.TrtexecSettings(warmup_ms=200, iterations=20, duration_s=0)
-    args, notes = tx.run_command("trtexec", Path("/c/m.engine"), Path("/t/r0.json"), s, help10)
+    s = tool.TrtexecSettings(warmup_ms=200, iterations=20, duration_s=0)
+    args, notes = tool.run_command("trtexec", Path("/c/m.engine"), Path("/t/r0.json"), s, help10)
     assert args == ["trtexec", "--loadEngine=/c/m.engine", "--warmUp=200", "--iterations=20", "--duration=0",
                     "--noDataTransfers", "--useSpinWait", "--exportTimes=/t/r0.json"]
     # TensorRT 10's trtexec has no --noCudaGraph: its help states the default, and the note says so
     assert notes[0] == "cuda_graph=False: this trtexec has no --noCudaGraph; its help states the default (disabled)"
-    args, notes = tx.run_command("trtexec", Path("e"), Path("t"), tx.TrtexecSettings(
+    args, notes = tool.run_command("trtexec", Path("e"), Path("t"), tool.TrtexecSettings(
         cuda_graph=True, copies=True, spin_wait=True, duration_s=0.25), help10)
     assert "--useCudaGraph" in args and "--noDataTransfers" not in args and "--duration=0.25" in args
     assert "copies=True: this trtexec has no --dataTransfers; its help states the default (enabled)" in notes
-    args, notes = tx.run_command("trtexec", Path("e"), Path("t"), tx.TrtexecSettings(spin_wait=False), help10)
+    args, notes = tool.run_command("trtexec", Path("e"), Path("t"), tool.TrtexecSettings(spin_wait=False), help10)
     assert "--useSpinWait" not in args and notes[-1].endswith("its help states the default (disabled)")
 
 
 def test_every_flag_we_emit_is_one_the_help_lists(help10):
     for graph in (True, False):
         for copies in (True, False):
-            s = tx.TrtexecSettings(cuda_graph=graph, copies=copies)
-            run, _ = tx.run_command("trtexec", Path("e"), Path("t"), s, help10)
-            build, _ = tx.build_command("trtexec", Path("m"), Path("e"), Path("l"), Path("c"), s, help10)
+            s = tool.TrtexecSettings(cuda_graph=graph, copies=copies)
+            run, _ = tool.run_command("trtexec", Path("e"), Path("t"), s, help10)
+            build, _ = tool.build_command("trtexec", Path("m"), Path("e"), Path("l"), Path("c"), s, help10)
             for arg in run[1:] + build[1:]:
                 assert arg.split("=")[0] in help10.flags, arg
 
@@ -110,20 +116,20 @@ def test_every_flag_we_emit_is_one_the_help_lists(help10):
 def test_a_strongly_typed_trtexec(help_synthetic):
     """A trtexec without --fp16 and with --noCudaGraph/--noSpinWait (synthetic help: see fixtures/README.md)."""
     with pytest.raises(UserError, match="TensorRT 10"):
-        tx.build_command("trtexec", Path("m"), Path("e"), Path("l"), Path("c"), tx.TrtexecSettings(), help_synthetic)
-    args, _ = tx.build_command("trtexec", Path("m"), Path("e"), Path("l"), Path("c"),
-                               tx.TrtexecSettings(precision="fp32"), help_synthetic)
+        tool.build_command("trtexec", Path("m"), Path("e"), Path("l"), Path("c"), tool.TrtexecSettings(), help_synthetic)
+    args, _ = tool.build_command("trtexec", Path("m"), Path("e"), Path("l"), Path("c"),
+                               tool.TrtexecSettings(precision="fp32"), help_synthetic)
     assert "--fp16" not in args and "--noTF32" not in args
-    args, _ = tx.run_command("trtexec", Path("e"), Path("t"), tx.TrtexecSettings(spin_wait=False), help_synthetic)
+    args, _ = tool.run_command("trtexec", Path("e"), Path("t"), tool.TrtexecSettings(spin_wait=False), help_synthetic)
     assert {"--noCudaGraph", "--noDataTransfers", "--noSpinWait"} <= set(args)
 
 
 def test_unknown_defaults_are_never_guessed():
-    bare = tx.TrtexecHelp(frozenset(tx.REQUIRED_FLAGS) | {"--useCudaGraph"})
+    bare = tool.TrtexecHelp(frozenset(tool.REQUIRED_FLAGS) | {"--useCudaGraph"})
     with pytest.raises(UserError, match="copies=False"):
-        tx.run_command("trtexec", Path("e"), Path("t"), tx.TrtexecSettings(cuda_graph=True), bare)
+        tool.run_command("trtexec", Path("e"), Path("t"), tool.TrtexecSettings(cuda_graph=True), bare)
     with pytest.raises(UserError, match="lacks --exportTimes"):
-        tx.check_core_flags(tx.TrtexecHelp(frozenset(tx.REQUIRED_FLAGS) - {"--exportTimes"}))
+        tool.check_core_flags(tool.TrtexecHelp(frozenset(tool.REQUIRED_FLAGS) - {"--exportTimes"}))
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -141,7 +147,7 @@ def test_parse_times(times10, fixtures):
 @pytest.mark.parametrize("bad", ["[]", "{}", '[{"latencyMs": 1.0}]', '[{"computeMs": 1, "latencyMs": 1}, 3]'])
 def test_parse_times_rejects_other_files(bad):
     with pytest.raises(ValueError, match="not a trtexec --exportTimes file"):
-        tx.parse_times(bad)
+        tool.parse_times(bad)
 
 
 def test_parse_log(log10):
@@ -171,26 +177,36 @@ def test_the_json_samples_and_the_printed_summary_agree(times10, log10):
 
 
 def test_old_exports_with_warmups_are_aligned_with_the_log(fixtures, times10, log10):
-    old = tx.parse_times((fixtures / "trtexec_times_trt8_with_warmup.json").read_text())
+    old = tool.parse_times((fixtures / "trtexec_times_trt8_with_warmup.json").read_text())
     assert len(old) == 29
-    kept, notes = tx.align_with_log(old, log10)
+    kept, notes = tool.align_with_log(old, log10)
     assert len(kept) == 25 and kept.compute_ms == old.compute_ms[4:] and "4 warm-up" in notes[0]
-    assert tx.align_with_log(times10, log10) == (times10, [])
-    _, notes = tx.align_with_log(times10.last(20), log10)
+    assert tool.align_with_log(times10, log10) == (times10, [])
+    _, notes = tool.align_with_log(times10.last(20), log10)
     assert "reports 25 queries" in notes[0]
 
 
-def test_to_external(times10, log10):
+def test_one_round_through_the_loop_keeps_the_tool_s_figures(times10, log10):
+    """What the one measurement loop makes of trtexec's rounds (host = Latency, device = GPU compute)."""
+    class Rounds:
+        def warm_up(self, p):
+            return 0, 0.0
+
+        def time_round(self, p):
+            return TimedRound(tuple(times10.latency_ms), tuple(times10.compute_ms),
+                              measured_s=sum(times10.latency_ms) / 1000, warmup_iters=log10["warmup_queries"],
+                              load_ms=log10["deserialize_s"] * 1000, flags=tuple(tool.flags_from([log10])))
+
     p = get_protocol("quick")
-    m = tx.to_external([times10] * 3, [log10] * 3, p, "protocol complete", {"runner": "trtexec"})
+    m = measure(Rounds(), p)
     assert m.samples_ms == [list(times10.latency_ms)] * 3
     assert m.device_samples_ms == [list(times10.compute_ms)] * 3
     assert m.summary == summarize(m.samples_ms, "median").to_dict()
-    assert m.info["device_summary"]["median_ms"] == pytest.approx(np.median(times10.compute_ms))
+    assert m.device_summary["median_ms"] == pytest.approx(np.median(times10.compute_ms))
     assert m.load_ms == pytest.approx(12.1743) and m.warmup_iters == 3 * 412
-    assert m.stop_reason == "protocol complete" and m.info["runner"] == "trtexec"
+    assert m.stop_reason == "protocol complete"
     assert m.flags == ["trtexec: GPU compute time is unstable, with coefficient of variance = 7.80086%."]
-    assert "not a host wall clock" in m.info["latency_semantics"]
+    assert "not a host wall clock" in tool.LATENCY_NOTE
 
 
 # ---------------------------------------------------------------------------------------------- runner
@@ -212,110 +228,103 @@ def fake(fixtures, tmp_path, monkeypatch):
     return exe, argv_log
 
 
-def _runner(exe, cache):
-    return tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe), "cache_dir": str(cache)}))
-
-
 def _calls(argv_log):
     return [json.loads(line) for line in argv_log.read_text().splitlines()]
 
 
-def test_runner_builds_once_then_measures_rounds(fake, tmp_path):
+def _request(exe, model="mobileone_mu0"):
+    return ExportRequest(model, settings=(("trtexec", str(exe)),))
+
+
+@pytest.fixture
+def engine(fake, tmp_path):
+    """An engine built by the stand-in trtexec from a real ONNX export, in a suite cache."""
     exe, argv_log = fake
-    onnx = tmp_path / "models" / "mobileone_s0.onnx"
-    onnx.parent.mkdir()
-    onnx.write_bytes(b"stand-in onnx bytes")
     cache = tmp_path / "cache dir"
-    r = _runner(exe, cache)
-    r.load(onnx)
-    info = r.info()
-    assert info["engine_cached"] is False and info["tensorrt"] == "10.9.0"
-    assert info["build"]["precision_counts"]["compute"] == {"fp16": 4, "fp32": 1}
-    assert Path(info["engine"]).is_file() and (Path(info["engine"]).parent / "build.log").is_file()
+    artifact, hit = trtexec_export(_request(exe), cache)
+    return exe, argv_log, cache, artifact, hit
+
+
+def test_the_engine_build_is_an_exporter_keyed_and_cached(engine):
+    exe, argv_log, cache, artifact, hit = engine
+    assert not hit and artifact.target == "trtexec" and Path(artifact.path).is_file()
+    assert Path(artifact.path).is_relative_to(cache / "trtexec")
+    assert (Path(artifact.path).parent / "build.log").is_file()
+    assert artifact.metadata["tensorrt"] == "10.9.0"
+    assert artifact.metadata["build"]["precision_counts"]["compute"] == {"fp16": 4, "fp32": 1}
     calls = _calls(argv_log)
     assert calls[0][1:] == ["--help"] and "--fp16" in calls[1] and "--skipInference" in calls[1]
-
-    m = r.measure_external(get_protocol("quick"))
-    assert len(m.samples_ms) == 3 and m.stop_reason == "protocol complete"
-    runs = _calls(argv_log)[2:]
-    assert len(runs) == 3 and all(c[1] == f"--loadEngine={info['engine']}" for c in runs)
-    assert all(any(a.startswith("--exportTimes=") for a in c) for c in runs)
-    assert m.info["run_command"][:6] == [str(exe), f"--loadEngine={info['engine']}", "--warmUp=200",
-                                         "--iterations=3", "--duration=0.05", "--noDataTransfers"]
-    assert m.info["device_reported"]["device"] == "NVIDIA H100 80GB HBM3"
-    assert {"gpu", "gpu_before", "gpu_after"} <= set(m.info)
-
-    again = _runner(exe, cache)
-    again.load(onnx)  # same ONNX, trtexec and GPU: the engine is reused, not rebuilt
-    assert again.info()["engine_cached"] is True
-    assert [c[1] for c in _calls(argv_log)[5:]] == ["--help"]
-
-    m = again.measure_external(get_protocol("default"))  # identical rounds: the CI target is met at 5
-    assert len(m.samples_ms) == 5 and m.stop_reason.startswith("precision reached")
-    # The time cap counts measuring time (one warm-up plus the timed inferences), not process starts:
-    # with an unreachable target it ends at the first round whose measured time reaches max_s.
-    per_round_s = sum(m.samples_ms[0]) / 1000
-    p = replace(get_protocol("default"), target_rel_ci=-1.0, max_rounds=9, max_s=1.0 + 6.5 * per_round_s)
-    m = again.measure_external(p)
-    assert len(m.samples_ms) == 7 and m.stop_reason.startswith("time cap")
-    m = again.measure_external(replace(p, max_s=math.inf))
-    assert len(m.samples_ms) == 9 and m.stop_reason == "round cap"
-    with pytest.raises(RuntimeError, match="measure_external"):
-        again.infer()
+    # same ONNX, trtexec and GPU: the engine is reused, not rebuilt (only --help runs again)
+    again, hit = trtexec_export(_request(exe), cache)
+    assert hit and again.sha256 == artifact.sha256
+    assert [c[1] for c in _calls(argv_log)[2:]] == ["--help"]
 
 
-def test_runner_failures_are_reported_and_leave_no_half_entry(fake, tmp_path, monkeypatch):
+def test_runner_measures_rounds_through_the_one_loop(engine):
+    exe, argv_log, cache, artifact, _ = engine
+    n_before = len(_calls(argv_log))
+    with tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe)})) as r:
+        r.load(artifact)
+        m = measure(r, get_protocol("quick"))
+        info = r.info()
+        assert len(m.samples_ms) == 3 and m.stop_reason == "protocol complete"
+        runs = _calls(argv_log)[n_before + 1:]
+        assert len(runs) == 3 and all(c[1] == f"--loadEngine={artifact.path}" for c in runs)
+        assert all(any(a.startswith("--exportTimes=") for a in c) for c in runs)
+        assert info["run_command"][:6] == [str(exe), f"--loadEngine={artifact.path}", "--warmUp=200",
+                                           "--iterations=3", "--duration=0.05", "--noDataTransfers"]
+        assert info["device_reported"]["device"] == "NVIDIA H100 80GB HBM3"
+        assert {"gpu", "gpu_before", "gpu_after"} <= set(info)
+
+        m = measure(r, get_protocol("default"))  # identical rounds: the CI target is met at 5
+        assert len(m.samples_ms) == 5 and m.stop_reason.startswith("precision reached")
+        # The time cap counts measuring time (one warm-up plus the timed inferences), not process starts:
+        # with an unreachable target it ends at the first round whose measured time reaches max_s.
+        per_round_s = sum(m.samples_ms[0]) / 1000
+        p = replace(get_protocol("default"), target_rel_ci=-1.0, max_rounds=9, max_s=1.0 + 6.5 * per_round_s)
+        r2 = tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe)}))
+        with r2:
+            r2.load(artifact)
+            m = measure(r2, p)
+        assert len(m.samples_ms) == 7 and m.stop_reason.startswith("time cap")
+        with pytest.raises(RuntimeError, match="times its own rounds"):
+            r.infer()
+
+
+def test_runner_failures_are_reported_and_builds_leave_no_half_entry(fake, tmp_path, monkeypatch):
     exe, _ = fake
-    onnx = tmp_path / "m.onnx"
-    onnx.write_bytes(b"x")
     cache = tmp_path / "cache"
     monkeypatch.setenv("FAKE_TRTEXEC_FAIL", "build")
     with pytest.raises(RuntimeError, match="engine build failed .*Failed to parse ONNX model"):
-        _runner(exe, cache).load(onnx)
-    assert [p.name for p in (cache / "trtexec").iterdir()] == ["timing-caches"]  # no engine entry, no scratch
-    monkeypatch.setenv("FAKE_TRTEXEC_FAIL", "run")
-    r = _runner(exe, cache)
+        trtexec_export(_request(exe), cache)
+    assert sorted(p.name for p in (cache / "trtexec").iterdir()) == ["timing-caches"]  # no entry, no scratch
     monkeypatch.delenv("FAKE_TRTEXEC_FAIL")
-    r.load(onnx)
+    artifact, _ = trtexec_export(_request(exe), cache)
     monkeypatch.setenv("FAKE_TRTEXEC_FAIL", "run")
-    with pytest.raises(RuntimeError, match="round 1 failed .*Error opening engine file"):
-        r.measure_external(get_protocol("quick"))
+    with tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe)})) as r:
+        r.load(artifact)
+        with pytest.raises(RuntimeError, match="round 1 failed .*Error opening engine file"):
+            measure(r, get_protocol("quick"))
 
 
-def test_engines_go_to_the_suite_cache(fake, tmp_path):
-    """Given a cached ONNX artifact, trtexec's engine sits in the same cache folder as the artifact."""
-    from bench.core.artifact import ExportArtifact
-
-    exe, _ = fake
-    suite_cache = tmp_path / "suite-cache"
-    onnx = suite_cache / "onnx" / "mobileone_s0-0123abcd" / "model.onnx"
-    onnx.parent.mkdir(parents=True)
-    onnx.write_bytes(b"stand-in onnx bytes")
-    art = ExportArtifact("mobileone_s0", "onnx", "fp32", str(onnx), "input", (1, 3, 224, 224), "float32", "logits",
-                         "f" * 64, "0123abcd")
-    r = tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe)}))
-    r.load(art)
-    assert Path(r.info()["engine"]).is_relative_to(suite_cache / "trtexec")
-
-
-def test_runner_refuses_non_onnx(tmp_path, fake):
+def test_runner_refuses_what_trtexec_did_not_build(tmp_path, fake):
     exe, _ = fake
     (tmp_path / "m.tflite").write_bytes(b"x")
-    with pytest.raises(UserError, match=r"needs an \.onnx file"):
-        _runner(exe, tmp_path).load(tmp_path / "m.tflite")
+    with pytest.raises(UserError, match="loads an engine built by trtexec"):
+        tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe)})).load(tmp_path / "m.tflite")
 
 
 def test_find_trtexec(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv(tx.TRTEXEC_ENV, raising=False)
-    monkeypatch.setattr(tx, "KNOWN_LOCATIONS", (str(tmp_path / "none" / "trtexec"),))
+    monkeypatch.delenv(tool.TRTEXEC_ENV, raising=False)
+    monkeypatch.setattr(tool, "KNOWN_LOCATIONS", (str(tmp_path / "none" / "trtexec"),))
     with pytest.raises(MissingBackendError, match=r"trtexec not found .*\$TRTEXEC"):
-        tx.find_trtexec(None)
+        tool.find_trtexec(None)
     with pytest.raises(MissingBackendError, match="not an executable"):
-        tx.find_trtexec(str(tmp_path / "missing"))
+        tool.find_trtexec(str(tmp_path / "missing"))
     exe = tmp_path / "trtexec"
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
-    assert tx.find_trtexec(None) == str(exe)
-    monkeypatch.setenv(tx.TRTEXEC_ENV, str(exe))
-    assert tx.find_trtexec(None) == str(exe)
+    assert tool.find_trtexec(None) == str(exe)
+    monkeypatch.setenv(tool.TRTEXEC_ENV, str(exe))
+    assert tool.find_trtexec(None) == str(exe)

@@ -6,7 +6,7 @@ import torch
 
 from bench.config import SuiteConfig
 from bench.pipeline import run_suite
-from bench.store import load_run
+from bench.store import load_run, run_path
 from bench.core.runner import RunnerOptions
 from devices.ort_cpu import OrtCpuRunner
 from devices.torch_cpu import TorchCpuRunner
@@ -77,7 +77,10 @@ def test_failing_cell_is_recorded_and_the_suite_goes_on(tmp_path, cache_dir, mon
 
     monkeypatch.setattr(exporters_base, "get_exporter", lambda name: flaky)
     monkeypatch.setattr("bench.pipeline.get_exporter", lambda name: flaky)
-    run = load_run(run_suite(suite(tmp_path, cache_dir), ["test"]))
+    run = run_suite(suite(tmp_path, cache_dir), ["test"])
+    # run_suite returns the run it wrote
+    saved = load_run(run_path(tmp_path / "runs", run.run_id))
+    assert [(c.key, c.status, c.latency_ms) for c in saved.cells] == [(c.key, c.status, c.latency_ms) for c in run.cells]
     by_model = {c.model: c for c in run.cells}
     assert by_model[TINY].status == "failed" and by_model[TINY].error_stage == "export"
     assert "converter exploded" in by_model[TINY].error
@@ -100,7 +103,8 @@ def test_interrupt_keeps_finished_cells_and_resume_completes(tmp_path, cache_dir
     partial = load_run(reporter.path)
     assert partial.status == "interrupted" and len(partial.cells) == 1 and partial.cells[0].ok
     first = partial.cells[0]
-    path = run_suite(SuiteConfig.from_dict(partial.config), ["test"], resume=reporter.path)
+    path = reporter.path
+    run_suite(SuiteConfig.from_dict(partial.config), ["test"], resume=path)
     done = load_run(path)
     assert path == reporter.path and done.status == "complete"
     assert [c.model for c in done.cells] == [TINY, "mobileone_mu1"]
@@ -108,7 +112,7 @@ def test_interrupt_keeps_finished_cells_and_resume_completes(tmp_path, cache_dir
 
 
 def test_cell_records_everything_a_reader_needs(tmp_path, cache_dir):
-    run = load_run(run_suite(suite(tmp_path, cache_dir, models=TINY, form="both"), ["test"]))
+    run = run_suite(suite(tmp_path, cache_dir, models=TINY, form="both"), ["test"])
     assert [c.form for c in run.cells] == ["deploy", "train"]
     c = run.cells[0]
     assert c.load_ms > 0 and c.first_inference_ms > 0 and len(c.samples_ms) == 3

@@ -12,6 +12,7 @@ import pytest
 
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.protocol import PRESETS
+from bench.measure import measure
 from devices import android as A
 from bench.core.runner import RunnerOptions
 from bench.core.artifact import ExportArtifact
@@ -149,7 +150,8 @@ def test_orchestration_push_run_parse(tmp_path):
         assert ["adb", "-s", "R58M123", "push", str(binary), BIN] in adb.calls
         assert ["adb", "-s", "R58M123", "push", str(tmp_path / "model.tflite"), remote_model] in adb.calls
         assert ["adb", "-s", "R58M123", "shell", "chmod", "755", BIN] in adb.calls
-        m = runner.measure_external(replace(PRESETS["paper"]))
+        m = measure(runner, replace(PRESETS["paper"]))  # the one loop, over the tool's own round
+        info = runner.info()
     bench_cmd = next(c for c in adb.calls if any(a.startswith("--graph=") for a in c))
     assert bench_cmd[:5] == ["adb", "-s", "R58M123", "shell", BIN]
     assert "--enable_op_profiling=true" in bench_cmd and "--num_runs=1000" in bench_cmd
@@ -157,10 +159,11 @@ def test_orchestration_push_run_parse(tmp_path):
     assert m.summary["statistic"] == "min" and m.summary["latency_ms"] == pytest.approx(1.171)
     assert m.summary["mean_ms"] == pytest.approx(1.88574) and m.summary["count"] == 520
     assert m.load_ms == pytest.approx(66.002) and m.first_inference_ms == pytest.approx(637.079)
-    assert m.warmup_iters == 1 and m.samples_ms == []
-    assert m.info["phone"] == {"model": "Pixel 6", "android": "14", "soc_model": "GS101"}
-    assert m.info["thermal_before"]["status"] == 0 and m.info["thermal_after"]["status"] == 1
-    assert m.info["delegation"] == {"delegate": "TfLiteNnapiDelegate", "replaced": 31, "total": 31, "partitions": 1}
+    assert m.warmup_iters == 1 and m.samples_ms == [] and len(m.aggregates) == 1
+    assert m.stop_reason == "the tool's own protocol (aggregates only)"
+    assert info["phone"] == {"model": "Pixel 6", "android": "14", "soc_model": "GS101"}
+    assert info["thermal_before"]["status"] == 0 and info["thermal_after"]["status"] == 1
+    assert info["delegation"] == {"delegate": "TfLiteNnapiDelegate", "replaced": 31, "total": 31, "partitions": 1}
     assert "thermal-status-rose" in m.flags and "aggregates-only" in m.flags
 
 
