@@ -1,12 +1,16 @@
-"""The paper's reference tables (results/reference/*.csv), read as plain records."""
+"""The paper's reference tables (bench/data/reference/*.csv, package data), read as plain records."""
 from __future__ import annotations
 
 import csv
 import functools
+import io
+from importlib import resources
 from pathlib import Path
 
+# The checkout's root (git revisions, bench.toml, results/); not where the reference data lives, which ships
+# inside the package and is read through importlib.resources, so an installed wheel finds it too.
 REPO_ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_DIR = REPO_ROOT / "results" / "reference"
+REFERENCE_DIR = resources.files("bench") / "data" / "reference"
 
 # Paper platform columns of Table 1, and the devices of ours that each one is compared with.
 PAPER_PLATFORMS = {
@@ -29,8 +33,9 @@ DEVICE_TO_PLATFORM = {
 
 def read_csv(name: str) -> list[dict[str, str]]:
     """Rows of a reference CSV; lines starting with '#' are its comment header."""
-    with open(REFERENCE_DIR / name, newline="") as f:
-        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+    with (REFERENCE_DIR / name).open("rb") as f:
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        return list(csv.DictReader(line for line in text if not line.startswith("#")))
 
 
 def _float(text: str) -> float | None:
