@@ -21,7 +21,7 @@ TRTEXEC_ENV = "TRTEXEC"
 # Where NVIDIA's packages put trtexec (Debian/RPM packages, NGC containers, tar installs).
 KNOWN_LOCATIONS = ("/usr/src/tensorrt/bin/trtexec", "/opt/tensorrt/bin/trtexec", "/usr/local/tensorrt/bin/trtexec")
 MIN_WARMUP_MS = 200.0  # trtexec's own default; warm-up is by time only, so protocols asking for a few
-#                        warm-up inferences get at least this (MEASUREMENT.md: GPU warm-up 200 ms)
+#                        warm-up inferences get at least this (docs/measurement.md: GPU warm-up 200 ms)
 REQUIRED_FLAGS = ("--onnx", "--saveEngine", "--loadEngine", "--warmUp", "--iterations", "--duration",
                   "--exportTimes")
 # setting -> (flag that turns it on, flag that turns it off). Which exist, and the defaults, changed between
