@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import sys
 
 from bench.commands import COMMAND_MODULES
-from bench.core.errors import UserError
+from bench.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Terminated, UserError
 
-EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,17 +27,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM (CI systems, `timeout`) ends a run as Ctrl-C does: status `interrupted`, a message, exit 143.
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("bench: interrupted; results measured so far are saved", file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

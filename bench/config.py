@@ -4,6 +4,7 @@ Every error names the key, the value and what is allowed, in one line.
 """
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -17,6 +18,8 @@ from bench.core.protocol import PRESETS, Protocol
 from devices.registry import DEVICES
 
 DEFAULT_CONFIG = "bench.toml"
+# More intra-op threads than this many per CPU only oversubscribes: the cell would crawl or never finish.
+MAX_THREADS_PER_CPU = 4
 FORMS = ("deploy", "train", "both")
 ACTIVATIONS = ("relu", "original")
 
@@ -101,6 +104,10 @@ def validate(cfg: SuiteConfig) -> SuiteConfig:
     if cfg.threads is not None and (isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int)
                                     or cfg.threads < 1):
         raise UserError(f"threads = {cfg.threads!r} must be a whole number >= 1, or \"auto\"")
+    limit = MAX_THREADS_PER_CPU * (os.cpu_count() or 1)
+    if cfg.threads is not None and cfg.threads > limit:
+        raise UserError(f"threads = {cfg.threads} is more than {MAX_THREADS_PER_CPU}x this machine's "
+                        f"{os.cpu_count()} CPUs ({limit}); pass --threads {os.cpu_count()} or \"auto\"")
     if cfg.form not in FORMS:
         raise UserError(f"form = {cfg.form!r} is not allowed; use one of {', '.join(FORMS)}")
     if cfg.activation not in ACTIVATIONS:
@@ -133,6 +140,9 @@ def parse_toml(text: str, source: str) -> SuiteConfig:
     unknown = set(data) - {"suite", "protocol", "devices"}
     if unknown:
         raise UserError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}; allowed: suite, protocol, devices")
+    for section in ("suite", "protocol", "devices"):
+        if section in data and not isinstance(data[section], dict):
+            raise UserError(f"{source}: {section} = {data[section]!r} must be a table ([{section}])")
     suite = data.get("suite", {})
     bad = set(suite) - SUITE_KEYS
     if bad:
@@ -182,7 +192,13 @@ def load_config(path: str | None) -> SuiteConfig:
         p = Path(path)
         if not p.is_file():
             raise UserError(f"config file {path} not found; pass an existing file to --config")
-    return parse_toml(p.read_text(), str(p))
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise UserError(f"config file {p} cannot be read ({e.strerror}); check its permissions") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {p} is not UTF-8 text; pass a TOML file to --config") from None
+    return parse_toml(text, str(p))
 
 
 def with_cli(cfg: SuiteConfig, **flags) -> SuiteConfig:

@@ -8,7 +8,7 @@ from bench import zoo
 from bench.commands import print_json
 from bench.config import SuiteConfig, load_config, parse_option_flags, with_cli
 from bench.console import print_table
-from bench.core.errors import UserError
+from bench.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, UserError
 from bench.pipeline import export_request, run_suite
 from bench.progress import RichReporter, print_summary
 from bench.store import find_run, load_run
@@ -50,11 +50,12 @@ def cmd_run(args) -> int:
     try:
         with reporter:
             run = run_suite(cfg, command=sys.argv, reporter=reporter, resume=resume)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         where = reporter.run_path or "the run file"
-        print(f"bench: interrupted; every finished cell is saved. Finish it with: bench run --resume {where}",
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"bench: {what}; every finished cell is saved. Finish it with: bench run --resume {where}",
               file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     print_summary(run, reporter.run_path)
     return 0
 

@@ -7,3 +7,16 @@ class UserError(Exception):
 
 class MissingBackendError(UserError):
     """An optional package or piece of hardware a device needs is absent."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what CI systems and `timeout` send), handled like Ctrl-C: the run is saved as interrupted."""
+
+
+# Exit codes of `bench` (docs: README, "Exit codes").
+EXIT_OK = 0
+EXIT_FAIL = 1  # the regression gate's FAIL
+EXIT_USAGE = 2  # bad input: one line naming the problem and the fix
+EXIT_UNSTABLE = 3  # the regression gate could not decide
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)

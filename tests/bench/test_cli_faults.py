@@ -1,0 +1,71 @@
+"""Hostile input and signals at the CLI: one line and exit 2 for bad config files and thread counts, and
+SIGTERM ending a run like Ctrl-C (status interrupted, a message, exit 143)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.cli import main
+
+BAD_CONFIGS = {
+    "suite-not-a-table": ("suite = 5\n", "suite = 5 must be a table"),
+    "devices-not-a-table": ("devices = 5\n", "devices = 5 must be a table"),
+    "device-options-not-a-table": ("[devices]\ncpu = 5\n", "devices.cpu = 5 must be a table of options"),
+    "protocol-not-a-table": ("protocol = \"x\"\n", "protocol = 'x' must be a table"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
+def test_bad_config_files_are_one_line(name, tmp_path, capsys):
+    text, expected = BAD_CONFIGS[name]
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(text)
+    rc = main(["run", "--config", str(cfg), "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_binary_and_unreadable_config_files(tmp_path, capsys):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00\x81garbage")
+    assert main(["run", "--config", str(binary)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    assert main(["run", "--config", str(folder)]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_absurd_thread_counts_are_refused_before_any_work(tmp_path, capsys):
+    rc = main(["run", "--models", "mobileone_mu0", "--threads", "10000", "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "threads = 10000 is more than" in err and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_run_like_ctrl_c(tmp_path):
+    out = tmp_path / "runs"
+    env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from bench.cli import main; sys.exit(main(sys.argv[1:]))", "run",
+         "--device", "cpu", "--models", "mobileone_mu0,mobileone_mu1,mobileone_mu2", "--protocol", "default",
+         "--threads", "1", "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not list(out.glob("*.json")):
+            time.sleep(0.2)
+        time.sleep(2.0)  # inside the first cell
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "bench run --resume" in err and "Traceback" not in err
+    run = json.loads(next(out.glob("*.json")).read_text())
+    assert run["status"] == "interrupted"
