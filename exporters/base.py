@@ -5,12 +5,13 @@ import hashlib
 import importlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from bench.core.artifact import ExportArtifact, ExportRequest
+from bench.core.artifact import ExportArtifact, ExportRequest, artifact_problem, relocated
 from bench.core.errors import UserError
-from bench.core.io import atomic_write_json, build_into, read_json, sha256_of
+from bench.core.io import atomic_write_json, build_into, read_json, sha256_of, size_of
 from bench.zoo.code_hash import zoo_code_hash
 
 ARTIFACT_FILE = "artifact.json"
@@ -37,22 +38,32 @@ def cached_export(
     target: str, request: ExportRequest, cache_dir: Path, tool_versions: dict[str, str], filename: str,
     build: Callable[[Path], ExportArtifact],
 ) -> tuple[ExportArtifact, bool]:
-    """Return (artifact, cache_hit). On a miss, `build(tmp_path)` writes the artifact into a scratch folder
-    and returns its record; the folder is then renamed into the cache, so a crash leaves no half entry."""
+    """Return (artifact, cache_hit). A hit is used only after its file is checked against the record (size
+    and sha256); a missing, truncated or swapped file, or an unreadable record, is rebuilt and the new
+    artifact says why (`metadata["cache_repair"]`). On a miss, `build(tmp_path)` writes the artifact into a
+    scratch folder that is then renamed into the cache, so a crash leaves no half entry. Records store the
+    file's name, not its absolute path, so a moved or shared cache still works."""
     key = cache_key(target, request, tool_versions)
     entry = Path(cache_dir) / target / f"{request.model}-{key}"
-    record = read_json(entry / ARTIFACT_FILE)
-    if record and (entry / filename).exists():
-        return ExportArtifact.from_dict(record), True
+    repair = None
+    if entry.exists():
+        try:
+            cached = relocated(ExportArtifact.from_dict(read_json(entry / ARTIFACT_FILE)), entry)
+        except (TypeError, KeyError, ValueError, OSError):
+            repair = f"the cache record {entry / ARTIFACT_FILE} was unreadable"
+        else:
+            repair = artifact_problem(cached)
+            if repair is None:
+                return cached, True
     holder: list[ExportArtifact] = []
 
     def fill(scratch: Path) -> None:
         artifact = build(scratch / filename)
-        artifact = ExportArtifact.from_dict({
-            **artifact.to_dict(), "path": str(entry / filename), "cache_key": key,
-            "sha256": sha256_of(scratch / filename), "tool_versions": tool_versions})
+        meta = {**artifact.metadata, **({"cache_repair": f"rebuilt: {repair}"} if repair else {})}
+        artifact = replace(artifact, path=filename, cache_key=key, sha256=sha256_of(scratch / filename),
+                           size=size_of(scratch / filename), tool_versions=tool_versions, metadata=meta)
         atomic_write_json(scratch / ARTIFACT_FILE, artifact.to_dict())
-        holder.append(artifact)
+        holder.append(relocated(artifact, entry))
 
     build_into(entry, fill)
     return holder[0], False

@@ -68,11 +68,50 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def size_of(path: Path) -> int:
+    """Bytes of a file, or of every file in a folder."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+SCRATCH_MARK = ".scratch-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_scratch(parent: Path) -> list[Path]:
+    """Remove scratch folders left in `parent` by builds whose process is gone (killed mid-export). Each
+    scratch folder names its builder's PID, so a build still running in another process is left alone."""
+    removed = []
+    if not Path(parent).is_dir():
+        return removed
+    for p in Path(parent).iterdir():
+        if not (p.name.startswith(".") and SCRATCH_MARK in p.name and p.is_dir()):
+            continue
+        pid_text = p.name.split(SCRATCH_MARK, 1)[1].split(".", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 def build_into(entry: Path, fill: Callable[[Path], None]) -> None:
     """Run `fill(scratch)` in a scratch folder beside `entry`, then rename it to `entry` (replacing an older
-    one): a cache entry is either complete or absent, whatever happens during the build."""
+    one): a cache entry is either complete or absent, whatever happens during the build. A scratch folder a
+    killed build left behind is removed by the next build in the same folder."""
     entry.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
+    remove_stale_scratch(entry.parent)
+    scratch = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}{SCRATCH_MARK}{os.getpid()}."))
     try:
         fill(scratch)
         if entry.exists():
