@@ -1,15 +1,20 @@
-"""The one timing loop: warm-up, rounds x iterations, a stopping rule, contention checks.
+"""The one timing loop: warm-up, rounds, contention retries, the stopping rule and the summary.
 
-The protocol and its presets are in bench/core/protocol.py; docs/measurement.md says where each comes from.
+Two kinds of runner feed it. Most offer `infer()`, and the loop times each call itself; runners whose steady
+state an outside tool times (trtexec, Android's benchmark_model) hand it whole rounds they timed
+(`SelfTimedRunner.time_round`). Either way this module alone decides when a round is redone for contention,
+when to stop, and how the samples are summarized and flagged. The protocol and its presets are in
+bench/core/protocol.py; docs/measurement.md says where each comes from.
 """
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable, Protocol as TypingProtocol, runtime_checkable
 
 from bench.core.protocol import Protocol
+from bench.core.runner import TimedRound
 from bench.stats import summarize
 
 Clock = Callable[[], int]  # nanoseconds
@@ -61,9 +66,33 @@ class ContentionProbe:
         return float(min(1.0, max(0.0, other / ((wall1 - wall0) * len(self.cpus)))))
 
 
+@runtime_checkable
+class SelfTimedRunner(TypingProtocol):
+    """A runner whose inferences an outside tool times: it warms up and times whole rounds itself."""
+
+    def warm_up(self, protocol: Protocol) -> tuple[int, float]: ...
+
+    def time_round(self, protocol: Protocol) -> TimedRound: ...
+
+
+class InferRounds:
+    """The rounds of an in-process runner: the loop times each `infer()` call on `clock`."""
+
+    def __init__(self, infer: Callable[[], float | None], clock: Clock = time.perf_counter_ns):
+        self.infer, self.clock = infer, clock
+
+    def warm_up(self, protocol: Protocol) -> tuple[int, float]:
+        return warm_up(self.infer, protocol, self.clock)
+
+    def time_round(self, protocol: Protocol) -> TimedRound:
+        host, device = run_round(self.infer, protocol, self.clock)
+        return TimedRound(tuple(host), tuple(device))
+
+
 @dataclass
 class Measurement:
-    """Raw material of a cell's steady state, by round. Rounds redone for contention are kept apart."""
+    """A cell's steady state, by round, and what the loop concluded from it. Rounds redone for contention
+    are kept apart."""
 
     samples_ms: list[list[float]] = field(default_factory=list)
     device_samples_ms: list[list[float]] = field(default_factory=list)  # CUDA-event times, when the runner has them
@@ -73,10 +102,68 @@ class Measurement:
     warmup_s: float = 0.0
     stop_reason: str = ""
     wall_s: float = 0.0
+    measured_s: float = 0.0  # what the time cap counts: warm-up and rounds (a tool's process starts excluded)
     contended: bool = False  # some accepted round never got below the contention threshold
+    aggregates: list[dict] = field(default_factory=list)  # rounds a tool reported only as aggregates
+    round_flags: list[str] = field(default_factory=list)  # what the runner said of its rounds
+    load_ms: float | None = None  # as a self-timing tool reported it (else the caller times load)
+    first_inference_ms: float | None = None
+    summary: dict | None = None  # bench.stats.Summary.to_dict() of the host-side samples
+    device_summary: dict | None = None
+    flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def add(self, r: TimedRound, contention: float | None) -> None:
+        if r.samples_ms:
+            self.samples_ms.append(list(r.samples_ms))
+        if r.device_samples_ms:
+            self.device_samples_ms.append(list(r.device_samples_ms))
+        if r.aggregate is not None:
+            self.aggregates.append(dict(r.aggregate))
+        self.contention.append(contention)
+        self.warmup_iters += r.warmup_iters
+        self.round_flags += [f for f in r.flags if f not in self.round_flags]
+        if self.load_ms is None:
+            self.load_ms = r.load_ms
+        if self.first_inference_ms is None:
+            self.first_inference_ms = r.first_inference_ms
+
+    @property
+    def rounds(self) -> int:
+        return len(self.contention)
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """One accepted round, the share of our CPUs others used during it, and the rounds redone before it."""
+
+    round: TimedRound
+    contention: float | None
+    quiet: bool  # False: even the last try was above the threshold
+    rejected: tuple[dict, ...] = ()
+
+
+def measure_round(take: Callable[[], TimedRound], p: Protocol, probe: ContentionProbe | None = None,
+                  sleep: Callable[[float], None] = time.sleep,
+                  before: Callable[[], None] | None = None) -> RoundOutcome:
+    """One round, redone (up to the protocol's retries, after a wait) while other processes took more than
+    the protocol's share of our CPUs. The last try is kept either way; the caller flags it."""
+    rejected: list[dict] = []
+    for attempt in range(p.contention_retries + 1):
+        if before is not None:
+            before()
+        if probe:
+            probe.start()
+        r = take()
+        busy = probe.stop() if probe else None
+        quiet = busy is None or busy <= p.contention_threshold
+        if quiet or attempt == p.contention_retries:
+            return RoundOutcome(r, busy, quiet, tuple(rejected))
+        rejected.append({"samples_ms": list(r.samples_ms), "contention": busy})
+        sleep(p.contention_wait_s)
+    raise AssertionError("unreachable")
 
 
 def run_round(infer: Callable[[], float | None], p: Protocol, clock: Clock) -> tuple[list[float], list[float]]:
@@ -113,6 +200,9 @@ def warm_up(infer: Callable[[], float | None], p: Protocol, clock: Clock) -> tup
 
 
 def stopping_reason(m: Measurement, p: Protocol, elapsed_s: float) -> str:
+    if m.aggregates and not m.samples_ms:
+        # A tool that reports aggregates only ran its own protocol in one invocation: nothing to add.
+        return "the tool's own protocol (aggregates only)"
     rounds = len(m.samples_ms)
     if rounds < p.min_rounds:
         return ""
@@ -129,8 +219,26 @@ def stopping_reason(m: Measurement, p: Protocol, elapsed_s: float) -> str:
     return f"time cap ({p.max_s:g} s)" if elapsed_s >= p.max_s else ""
 
 
+def summarize_measurement(m: Measurement, p: Protocol) -> tuple[dict | None, dict | None, list[str]]:
+    """(summary, device summary, flags) of a finished measurement."""
+    if m.samples_ms:
+        summary = summarize(m.samples_ms, p.statistic, p.trim).to_dict()
+    else:
+        summary = m.aggregates[-1] if m.aggregates else None
+    device_summary = summarize(m.device_samples_ms, p.statistic, p.trim).to_dict() if m.device_samples_ms else None
+    flags = []
+    if m.contended:
+        flags.append("contended")
+    if m.rejected_rounds:
+        flags.append(f"rounds-redone:{len(m.rejected_rounds)}")
+    width = summary.get("ci_rel_halfwidth") if summary else None
+    if p.target_rel_ci is not None and width is not None and width > p.target_rel_ci:
+        flags.append("precision-not-reached")
+    return summary, device_summary, flags + [f for f in m.round_flags if f not in flags]
+
+
 def measure(
-    infer: Callable[[], float | None],
+    source: Callable[[], float | None] | SelfTimedRunner,
     protocol: Protocol,
     *,
     clock: Clock = time.perf_counter_ns,
@@ -139,34 +247,36 @@ def measure(
     sleep: Callable[[float], None] = time.sleep,
     on_round: Callable[[Measurement], None] | None = None,
 ) -> Measurement:
-    """Steady-state samples of `infer` under `protocol`. Load time and first inference are the caller's."""
+    """The steady state of `source` under `protocol`: an `infer` callable the loop times, or a runner that
+    times its own rounds. Load time and first inference are the caller's (or the tool's, when it reports
+    them)."""
     p = protocol
+    rounds: Any = source if isinstance(source, SelfTimedRunner) else InferRounds(source, clock)
     m = Measurement()
     t_start = clock()
-    m.warmup_iters, m.warmup_s = warm_up(infer, p, clock)
+    m.warmup_iters, m.warmup_s = rounds.warm_up(p)
+    m.measured_s = m.warmup_s
+    self_timed = rounds is source
+
+    def before() -> None:
+        if p.reload_each_round and reload is not None and m.rounds:
+            reload()
+
     while not m.stop_reason:
-        for attempt in range(p.contention_retries + 1):
-            if p.reload_each_round and reload is not None and m.samples_ms:
-                reload()
-            if probe:
-                probe.start()
-            host, device = run_round(infer, p, clock)
-            busy = probe.stop() if probe else None
-            quiet = busy is None or busy <= p.contention_threshold
-            if quiet or attempt == p.contention_retries:
-                break
-            m.rejected_rounds.append({"samples_ms": host, "contention": busy})
-            sleep(p.contention_wait_s)
-        if not quiet:
+        t_round = clock()
+        outcome = measure_round(lambda: rounds.time_round(p), p, probe, sleep, before)
+        m.rejected_rounds += list(outcome.rejected)
+        if not outcome.quiet:
             m.contended = True
-        m.samples_ms.append(host)
-        if device:
-            m.device_samples_ms.append(device)
-        m.contention.append(busy)
-        m.stop_reason = stopping_reason(m, p, (clock() - t_start) / 1e9)
+        m.add(outcome.round, outcome.contention)
+        # The time cap counts measuring time: for a tool, its timed inferences, not its process starts.
+        m.measured_s += (outcome.round.measured_s if self_timed and outcome.round.measured_s is not None
+                         else (clock() - t_round) / 1e9)
+        m.stop_reason = stopping_reason(m, p, m.measured_s if self_timed else (clock() - t_start) / 1e9)
         if on_round:
             on_round(m)
     m.wall_s = (clock() - t_start) / 1e9
+    m.summary, m.device_summary, m.flags = summarize_measurement(m, p)
     return m
 
 

@@ -55,9 +55,10 @@ class RunnerBase:
         raise TypeError(f"{type(self).__name__} does not keep its output (supports_output is False)")
 
     supports_output = False
-    # True for runners whose steady state an outside tool measures: the pipeline then calls
-    # `measure_external(protocol) -> ExternalMeasurement` instead of running our loop over `infer()`.
-    external = False
+    # True for runners an outside tool times (trtexec, benchmark_model): they offer
+    # `warm_up(protocol) -> (iterations, seconds)` and `time_round(protocol) -> TimedRound` instead of
+    # `infer()`, and bench.measure runs its one loop over those rounds.
+    self_timed = False
 
     def info(self) -> dict:
         """What the runner knows about how it ran (providers, delegate, compute plan): stored with the result."""
@@ -74,18 +75,18 @@ class Availability:
         return self.status == "available"
 
 
-@dataclass
-class ExternalMeasurement:
-    """A steady state measured by an outside tool (benchmark_model on a phone, trtexec) rather than by our
-    loop. `samples_ms` holds raw samples by round where the tool gives them (trtexec's --exportTimes);
-    where it gives only aggregates (benchmark_model), `samples_ms` is empty and `summary` carries them."""
+@dataclass(frozen=True)
+class TimedRound:
+    """One round of a runner's steady state. In-process runners get theirs from the timing loop; a runner an
+    outside tool times (trtexec, benchmark_model) returns its own, and the loop decides what to do with it.
+    `samples_ms` are the host-side (or the tool's end-to-end) times; a tool that prints only aggregates
+    gives none and fills `aggregate` (a bench.stats.Summary.to_dict()-shaped dict) instead."""
 
-    summary: dict  # bench.stats.Summary.to_dict()-shaped: latency_ms, median_ms, mean_ms, std_ms, min_ms, ...
-    samples_ms: list[list[float]] = field(default_factory=list)
-    device_samples_ms: list[list[float]] = field(default_factory=list)
-    load_ms: float | None = None
+    samples_ms: tuple[float, ...] = ()
+    device_samples_ms: tuple[float, ...] = ()  # CUDA-event / GPU-compute times, when there are any
+    measured_s: float | None = None  # time spent measuring (the time cap counts it); None: the round's wall time
+    aggregate: dict | None = None
+    warmup_iters: int = 0  # warm-up inferences the tool ran inside this round
+    load_ms: float | None = None  # model load the tool reported (engine deserialize, interpreter init)
     first_inference_ms: float | None = None
-    warmup_iters: int = 0
-    stop_reason: str = ""
-    info: dict = field(default_factory=dict)  # tool version, command line, device properties, op profile
-    flags: list[str] = field(default_factory=list)
+    flags: tuple[str, ...] = ()  # what the tool warned of (delegate fell back, thermal status rose, ...)
