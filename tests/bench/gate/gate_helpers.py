@@ -1,11 +1,25 @@
-"""Helpers of the gate's tests (imported by name: pytest puts this folder on sys.path): run `bench` with the
-gate's commands registered (the lead wires them into bench.commands.COMMAND_MODULES; until then this adds
-them), and build stored runs from synthetic rounds."""
+"""Helpers of the gate's tests (imported by name: conftest.py puts this folder on sys.path): run `bench` with
+the gate's commands registered, build stored runs from synthetic rounds, and synthetic A/B machines."""
+import contextlib
+import io
+import math
 import os
 import subprocess
 import sys
+import zlib
 
+import numpy as np
+
+from bench import commands
+from bench.cli import main
+from bench.core.result import FAILED, OK, LatencyResult
+from bench.env import env_key as make_key
+from bench.gate.interleave import HEAD, RoundResult, interleave
+from bench.gate.variants import Variant
+from bench.gate.verdict import UNSTABLE, CellComparison, GateReport, decide_pairs
 from bench.reference import REPO_ROOT
+from bench.stats import summarize
+from bench.store import Run, RunWriter
 
 _RUN_BENCH = ("import sys; from bench import commands\n"
               "'gate' in commands.COMMAND_MODULES or commands.COMMAND_MODULES.append('gate')\n"
@@ -32,10 +46,6 @@ ENV = {"hostname": "box", "cpu": {"model": "Test CPU 9000"}, "libraries": {"onnx
 
 
 def make_cell(model="mobileone_s0", rounds=None, threads=1, ok=True, env_key=None, latency=None, summary=None):
-    from bench.env import env_key as make_key
-    from bench.core.result import FAILED, OK, LatencyResult
-    from bench.stats import summarize
-
     rounds = rounds if rounds is not None else []
     if summary is None and rounds:
         summary = summarize(rounds).to_dict()
@@ -47,8 +57,6 @@ def make_cell(model="mobileone_s0", rounds=None, threads=1, ok=True, env_key=Non
 
 def write_run(path, cells, env=None, run_id="20250101-000000-abcd", created="2025-01-01T00:00:00+00:00",
               status="complete"):
-    from bench.store import Run, RunWriter
-
     run = Run(run_id=run_id, created=created, command=["bench", "run"], config={}, env=env or ENV)
     writer = RunWriter(path, run)
     for c in cells:
@@ -59,20 +67,12 @@ def write_run(path, cells, env=None, run_id="20250101-000000-abcd", created="202
 
 def rounds_at(level_ms, n=10, per_round=20, sd=0.01, seed=0):
     """n rounds of per_round samples around level_ms, with round-to-round noise of relative sd `sd`."""
-    import numpy as np
     rng = np.random.default_rng(seed)
     return [list(level_ms * np.exp(rng.normal(0, sd)) * np.exp(rng.normal(0, 0.002, per_round))) for _ in range(n)]
 
 
-
 def cli(*args):
     """`bench ARGS` in this process: (exit code, stdout, stderr). Fast: no interpreter start-up."""
-    import contextlib
-    import io
-
-    from bench import commands
-    from bench.cli import main
-
     saved = list(commands.COMMAND_MODULES)
     if "gate" not in commands.COMMAND_MODULES:
         commands.COMMAND_MODULES.append("gate")
@@ -95,3 +95,47 @@ def assert_cli_error(result, *fragments):
     assert len(lines) == 1 and "Traceback" not in err, err
     for f in fragments:
         assert f in lines[0], lines[0]
+
+
+class Scripted:
+    """A synthetic machine: round medians from level(variant) x drift(time) x noise."""
+
+    def __init__(self, ratio=1.0, sd=0.0, drift=0.0, seed=0):
+        self.ratio, self.sd, self.drift = ratio, sd, drift
+        self.rng = np.random.default_rng(seed)
+        self.calls = []
+
+    def __call__(self, variant, pair):
+        t = len(self.calls)
+        self.calls.append((variant, pair))
+        level = 10.0 * (self.ratio if variant == HEAD else 1.0) * (1 + self.drift * t)
+        return RoundResult((level * math.exp(self.rng.normal(0, self.sd)) if self.sd else level,))
+
+
+def variant(label, models, errors=None, threads=1):
+    return Variant(label, f"synthetic {label}", "cpu", threads, {}, {m: f"{label}:{m}" for m in models},
+                   {m: "deploy" for m in models}, errors or {})
+
+
+def synthetic_cell(ratios, sd=0.01):
+    """A measure_cell for measure_variants that interleaves a Scripted machine per model."""
+    def measure(model, base, head, protocol, plan, level, min_effect, first):
+        if ratios[model] is None:
+            raise RuntimeError("session creation failed")
+        m = Scripted(ratios[model], sd, seed=zlib.crc32(model.encode()) % 1000)
+        inter = interleave(m, first, plan.min_pairs, plan.max_pairs, plan.step,
+                           lambda lr: decide_pairs(lr, level, min_effect, plan.ci)[1] != UNSTABLE)
+        est, v = decide_pairs(inter.log_ratios, level, min_effect, plan.ci)
+        return inter, est, v
+    return measure
+
+
+def comparison(model, v, ratio=1.0, advisory=False, note=""):
+    """A cell of a report with known numbers: interval ratio +- 0.01."""
+    return CellComparison(model, "cpu", "onnxruntime", "deploy", 1, v, base_ms=10.0, head_ms=10.0 * ratio,
+                          ratio=ratio, ci_low=ratio - 0.01, ci_high=ratio + 0.01, level=0.9875, advisory=advisory,
+                          note=note)
+
+
+def gate_report(*cells):
+    return GateReport("ab", "rev aaaa", "rev bbbb", tuple(cells), 0.05, "Bonferroni", "Test CPU, 1 thread(s)")

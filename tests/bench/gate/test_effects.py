@@ -1,0 +1,20 @@
+"""Minimum effects (bench/gate/effects.py): the file `bench calibrate` writes, or a plain table."""
+import pytest
+
+from bench.core.errors import UserError
+from bench.gate.effects import Effects, load_effects
+
+
+def test_effects_file(tmp_path):
+    p = tmp_path / "effects.json"
+    p.write_text('{"kind": "mobileone-bench/effects", "effects": {"mobileone_s0": 0.03}}')
+    e = load_effects(str(p), 0.07)
+    assert e.of("mobileone_s0") == 0.03 and e.of("mobileone_s1") == 0.07
+    p.write_text('{"mobileone_s0": 0.04}')
+    assert load_effects(str(p), None).of("mobileone_s0") == 0.04
+    assert load_effects(None, None) == Effects()
+    p.write_text('{"effects": {"mobileone_s0": 3}}')
+    with pytest.raises(UserError, match="between 0 and 1"):
+        load_effects(str(p), None)
+    with pytest.raises(UserError, match="bench calibrate"):
+        load_effects(str(tmp_path / "missing.json"), None)
