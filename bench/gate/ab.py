@@ -29,11 +29,13 @@ def run_ab(choice: VariantChoice, *, device: str = "cpu", models: str | None = N
            options: dict[str, dict[str, Any]] | None = None, protocol: str = "default", plan: ABPlan = ABPlan(),
            effects: str | None = None, min_effect: float | None = None, alpha: float = DEFAULT_ALPHA,
            seed: int | None = None, cache_dir: str | None = None, repo: str | None = None,
-           config: str | None = None, log: Callable[[str], None] = lambda s: None) -> GateReport:
+           config: str | None = None, log: Callable[[str], None] = lambda s: None,
+           measure_cell: Callable = measure_ab_cell) -> GateReport:
     """`bench ab`: prepare the two variants `choice` names on `device`, measure every model both have, and
     report. `options` are the parsed `--option` flags ({device: {key: value}}), all for `device`; `effects`
     and `min_effect` are `--effects FILE` and `--min-effect`; `threads` None: the suite file's, else every
-    usable core; `cache_dir` None: a temporary folder for exports of revisions."""
+    usable core; `cache_dir` None: a temporary folder for exports of revisions. `measure_cell`: how one cell
+    is A/B-measured (tests pass a synthetic one)."""
     dev = require_runnable(device)
     runner_options = _options_for(options or {}, device)
     proto = get_protocol(protocol, dev.kind)
@@ -42,7 +44,7 @@ def run_ab(choice: VariantChoice, *, device: str = "cpu", models: str | None = N
                                       Path(cache_dir) if cache_dir else None, Path(repo) if repo else None, config,
                                       log)
         table = load_effects(effects, min_effect)
-        report = measure_variants(base, head, proto, plan, table, alpha, seed, log)
+        report = measure_variants(base, head, proto, plan, table, alpha, seed, log, measure_cell=measure_cell)
     note = table.elsewhere_note(cpu_info().get("model", ""), head.threads)
     return replace(report, notes=report.notes + (note,)) if note else report
 

@@ -2,6 +2,7 @@
 the gate's commands registered, build stored runs from synthetic rounds, and synthetic A/B machines."""
 import contextlib
 import io
+import json
 import math
 import os
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 
 from bench import commands
 from bench.cli import main
+from bench.core.artifact import ExportArtifact
 from bench.core.result import FAILED, OK, LatencyResult
 from bench.env import env_key as make_key
 from bench.gate.interleave import HEAD, RoundResult, interleave
@@ -139,3 +141,13 @@ def comparison(model, v, ratio=1.0, advisory=False, note=""):
 
 def gate_report(*cells):
     return GateReport("ab", "rev aaaa", "rev bbbb", tuple(cells), 0.05, "Bonferroni", "Test CPU, 1 thread(s)")
+
+
+def write_artifact(folder, model, deploy=True):
+    """A record and a (dummy) file as `bench export --out DIR` leaves them; the record names where it was
+    written first, elsewhere."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{model}.onnx").write_bytes(b"not a model")
+    art = ExportArtifact(model, "onnx", "fp32", f"/elsewhere/{model}.onnx", "input", (1, 3, 224, 224), "float32",
+                         "output", "0" * 64, "k", metadata={"build": {"deploy": deploy}})
+    (folder / f"{model}.onnx.json").write_text(json.dumps(art.to_dict()))

@@ -1,15 +1,18 @@
 """The A/B job (bench/gate/ab.py): verdicts, levels, errors and the seeded random start, on synthetic cells."""
+import json
 import random
 
 import pytest
 
+from bench.core.errors import UserError
 from bench.core.protocol import get_protocol
-from bench.gate.ab import measure_variants
+from bench.gate.ab import measure_variants, run_ab
 from bench.gate.effects import Effects
 from bench.gate.interleave import BASE, HEAD
+from bench.gate.variants import VariantChoice
 from bench.gate.verdict import ERROR, FAIL, PASS, SKIP, UNSTABLE, ABPlan
 
-from gate_helpers import synthetic_cell, variant
+from gate_helpers import synthetic_cell, variant, write_artifact
 
 
 def test_run_ab_verdicts_levels_and_errors():
@@ -61,3 +64,25 @@ def test_noisy_a_a_is_unstable_not_pass():
                ABPlan(12, 20, 8), Effects(0.05), seed=0, measure_cell=synthetic_cell({"mobileone_s0": 1.0}, sd=0.2))
     c = r.cells[0]
     assert c.verdict == UNSTABLE and c.rounds == 20 and r.exit_code == 3 and "wide" in c.note
+
+
+def test_run_ab_from_artifact_folders_with_calibrated_effects(tmp_path):
+    """`bench ab`'s one function: the variants it names, the effects file, the cells, and a note when the
+    effects were calibrated elsewhere."""
+    for side in ("base", "head"):
+        for model in ("mobileone_s0", "mobileone_s1"):
+            write_artifact(tmp_path / side, model)
+    effects = tmp_path / "effects.json"
+    effects.write_text(json.dumps({"kind": "mobileone-bench/effects", "cpu_model": "Other CPU", "threads": 8,
+                                   "effects": {"mobileone_s1": 0.5}}))
+    choice = VariantChoice(base_artifacts=str(tmp_path / "base"), head_artifacts=str(tmp_path / "head"))
+    r = run_ab(choice, threads=1, options={"cpu": {"disable_optimizations": True}}, protocol="quick",
+               plan=ABPlan(12, 12, 1), effects=str(effects), seed=2,
+               measure_cell=synthetic_cell({"mobileone_s0": 1.0, "mobileone_s1": 1.3}))
+    by = {c.model: c for c in r.cells}
+    assert by["mobileone_s0"].verdict == PASS and by["mobileone_s1"].verdict == PASS  # 30% < its 50% effect
+    assert by["mobileone_s1"].min_effect == 0.5 and by["mobileone_s0"].min_effect == 0.05
+    assert r.base == f"artifacts {tmp_path / 'base'}" and r.exit_code == 0 and r.seed == 2
+    assert any("calibrated on Other CPU at 8 thread(s)" in n for n in r.notes)
+    with pytest.raises(UserError, match="is for device trt"):
+        run_ab(choice, threads=1, options={"trt": {"precision": "fp16"}})

@@ -18,3 +18,14 @@ def test_effects_file(tmp_path):
         load_effects(str(p), None)
     with pytest.raises(UserError, match="bench calibrate"):
         load_effects(str(tmp_path / "missing.json"), None)
+
+
+def test_effects_calibrated_elsewhere_are_noted(tmp_path):
+    p = tmp_path / "effects.json"
+    p.write_text('{"kind": "mobileone-bench/effects", "cpu_model": "CPU A", "threads": 1, "effects": {"m": 0.03}}')
+    e = load_effects(str(p), None)
+    assert e.elsewhere_note("CPU A", 1) is None
+    assert e.elsewhere_note("CPU B", 1) == "minimum effects calibrated on CPU A at 1 thread(s), used here on CPU B at 1"
+    assert "at 1 thread(s), used here on CPU A at 4" in e.elsewhere_note("CPU A", 4)
+    p.write_text('{"m": 0.03}')  # a plain table says nothing of where it was measured
+    assert load_effects(str(p), None).elsewhere_note("CPU B", 4) is None
