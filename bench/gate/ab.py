@@ -77,7 +77,9 @@ def measure_variants(base: Variant, head: Variant, protocol: Protocol, plan: ABP
         if m not in base.targets and m not in base.errors:
             notes.append(f"{m}: head has no artifact ({head.errors[m]}); not compared")
     if not models and not cells:
-        raise UserError("no model could be prepared on both sides; see the errors above and check --models")
+        errors = [f"{v.label} {m}: {why}" for v in (base, head) for m, why in v.errors.items()]
+        shown = "; ".join(errors[:2]) + ("; ..." if len(errors) > 2 else "")
+        raise UserError(f"no model could be prepared on both sides{f' ({shown})' if errors else ''}; check --models")
     level = plan.level(alpha, len(models))
     seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 31)
     rng = random.Random(seed)

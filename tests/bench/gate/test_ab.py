@@ -86,3 +86,10 @@ def test_run_ab_from_artifact_folders_with_calibrated_effects(tmp_path):
     assert any("calibrated on Other CPU at 8 thread(s)" in n for n in r.notes)
     with pytest.raises(UserError, match="is for device trt"):
         run_ab(choice, threads=1, options={"trt": {"precision": "fp16"}})
+
+
+def test_no_model_on_both_sides_names_the_errors():
+    base = variant("base", [], errors={"mobileone_s0": "ExportError: parity"})
+    head = variant("head", [], errors={"mobileone_s0": "ModuleNotFoundError: no module named x"})
+    with pytest.raises(UserError, match=r"prepared on both sides \(base mobileone_s0: ExportError: parity; head "):
+        measure_variants(base, head, get_protocol("quick"), ABPlan(6, 6, 1), Effects(), seed=0)
