@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -30,9 +31,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.ab import BASE, HEAD, RoundResult, interleave, variant_from_config  # noqa: E402
-from bench.compare import FAIL, PASS, UNSTABLE, ABPlan, Effects, decide_pairs, run_ab  # noqa: E402
+from bench.console import print_table  # noqa: E402
+from bench.core.io import atomic_write_json  # noqa: E402
 from bench.core.protocol import get_protocol  # noqa: E402
+from bench.gate.ab import measure_variants  # noqa: E402
+from bench.gate.effects import Effects  # noqa: E402
+from bench.gate.interleave import BASE, HEAD, RoundResult, interleave  # noqa: E402
+from bench.gate.variants import variant_from_config  # noqa: E402
+from bench.gate.verdict import FAIL, PASS, UNSTABLE, ABPlan, decide_pairs  # noqa: E402
 from bench.stats import robust_sd  # noqa: E402
 
 MODELS = "mobileone_s0,mobileone_s1,mobileone_s2,mobilenetv2_100"
@@ -59,20 +65,21 @@ def real_runs(args, folder: Path) -> dict:
     out: dict = {"aa": [], "threads": plain.threads, "protocol": protocol.name}
     for r in range(args.repeats):
         log(f"A/A repeat {r + 1}/{args.repeats}")
-        rep = run_ab(plain, plain, protocol, plan, effects, seed=args.seed + r, log=log)
+        rep = measure_variants(plain, plain, protocol, plan, effects, seed=args.seed + r, log=log)
         out["aa"].append([c.to_dict() for c in rep.cells])
     noopt = variant_from_config("head", suite_file(folder, "noopt.toml", MODELS, args.cache_dir,
                                                    tables="[devices.cpu]\ndisable_optimizations = true\n"),
                                 None, "cpu", args.threads, None, log)
     log("slowdown: graph optimizations disabled")
-    out["noopt"] = [c.to_dict() for c in run_ab(plain, noopt, protocol, plan, effects, seed=args.seed, log=log).cells]
+    out["noopt"] = [c.to_dict() for c in measure_variants(plain, noopt, protocol, plan, effects, seed=args.seed,
+                                                          log=log).cells]
     deploy = variant_from_config("base", suite_file(folder, "deploy.toml", TRAIN_MODELS, args.cache_dir), None,
                                  "cpu", args.threads, None, log)
     train = variant_from_config("head", suite_file(folder, "train.toml", TRAIN_MODELS, args.cache_dir,
                                                    suite='form = "train"\n'), None, "cpu", args.threads, None, log)
     log("slowdown: train form vs deploy form")
-    out["train"] = [c.to_dict() for c in run_ab(deploy, train, protocol, plan, effects, seed=args.seed,
-                                                log=log).cells]
+    out["train"] = [c.to_dict() for c in measure_variants(deploy, train, protocol, plan, effects, seed=args.seed,
+                                                          log=log).cells]
     return out
 
 
@@ -227,7 +234,6 @@ def main(argv=None) -> int:
 
     t0 = time.monotonic()
     if args.reuse:  # re-analyse the measurements of an earlier --json, without measuring again
-        import json
         real = json.loads(Path(args.reuse).read_text())["real"]
     else:
         with tempfile.TemporaryDirectory() as tmp:
@@ -237,7 +243,6 @@ def main(argv=None) -> int:
             for kind in ("normal", "block")]
     rows = report(real, sims, noise)
 
-    from bench.console import print_table
     print_table(["claim", "target", "measured here"], rows,
                 title=f"latency gate evidence: {real['threads']} thread(s), protocol {real['protocol']}, "
                       f"min effect {args.min_effect:.0%}, {ABPlan().looks} looks",
@@ -254,7 +259,6 @@ def main(argv=None) -> int:
           f"{sims[1]['aa_job_false_alarm_rate']:.1%}, {sims[1]['caught_rate']:.1%} | "
           f"{'claims hold' if ok else 'NOT all claims hold'}")
     if args.json:
-        from bench.core.io import atomic_write_json
         atomic_write_json(Path(args.json), {"args": vars(args), "real": real, "simulations": sims,
                                             "rows": rows, "all_claims_hold": ok})
     return 0 if ok else 1

@@ -1,42 +1,20 @@
-"""`bench ab`, `bench compare`, `bench calibrate`, `bench baseline`: the latency regression gate.
+"""`bench ab`, `bench compare`, `bench calibrate`, `bench baseline`: the latency regression gate (bench/gate/).
 
-Exit codes of ab and compare: 0 every cell PASS, 1 a FAIL (or a head that could not be measured),
-3 an UNSTABLE and no FAIL, 2 bad input.
+Each handler turns its flags into values, calls one function of bench.gate, and prints. Exit codes of ab and
+compare: 0 every cell PASS, 1 a FAIL (or a head that could not be measured), 3 an UNSTABLE and no FAIL,
+2 bad input.
 """
 from __future__ import annotations
 
-import json
-import tempfile
+import sys
 from pathlib import Path
 
-from bench import ab, zoo
+from bench import gate
 from bench.commands import print_json
-from bench.compare import (
-    BASELINES_DIR,
-    ABPlan,
-    accept_baseline,
-    calibrate,
-    calibration_rows,
-    check_effect,
-    compare_sets,
-    list_baselines,
-    load_effects,
-    load_result_set,
-    log_to_stderr,
-    print_report,
-    run_ab,
-    write_outputs,
-)
 from bench.config import load_config, parse_option_flags
 from bench.console import print_table
 from bench.core.errors import UserError
-from bench.core.io import atomic_write_json
-from bench.core.protocol import get_protocol
-from bench.env import cpu_info, usable_cores
-from bench.reference import REPO_ROOT
-from devices.registry import get_device, require_runnable
-
-GATE_MODELS = "mobileone_s0,mobileone_s1,mobileone_s2,mobilenetv2_100"
+from bench.gate.render import baseline_rows, calibration_rows, print_report, write_outputs
 
 
 def _fraction(text: str) -> float:
@@ -44,7 +22,7 @@ def _fraction(text: str) -> float:
         value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
     except ValueError:
         raise UserError(f"{text!r} is not a fraction; write 0.05 or 5%") from None
-    return check_effect(value, text)
+    return gate.check_effect(value, text)
 
 
 def _positive_int(text: str, flag: str) -> int:
@@ -63,19 +41,6 @@ def _threads(text: str | None) -> int | None:
     return _positive_int(text, "--threads")
 
 
-def _options(items: list[str] | None, device: str) -> dict:
-
-    parsed = parse_option_flags(items)
-    other = next((d for d in parsed if d != device), None)
-    if other:
-        raise UserError(f"--option {other}.* is for device {other}, but the A/B runs on {device}")
-    return parsed.get(device, {})
-
-
-def _device(name: str):
-    return require_runnable(name)
-
-
 def _alpha(text: str) -> float:
     try:
         a = float(text)
@@ -86,167 +51,73 @@ def _alpha(text: str) -> float:
     return a
 
 
-def _finish(report, args) -> int:
+def _plan(args) -> gate.ABPlan:
+    rounds = _positive_int(args.rounds, "--rounds")
+    cap = _positive_int(args.max_rounds, "--max-rounds") if args.max_rounds else max(rounds, gate.ABPlan().max_pairs)
+    return gate.ABPlan(min_pairs=rounds, max_pairs=cap, step=_positive_int(args.step, "--step"), ci=args.ci)
 
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _runs_dir(args):
+    """Where run ids are looked up: the suite file's `out` (read only when needed: it costs a zoo import)."""
+    return lambda: load_config(args.config).out_dir
+
+
+def _finish(report: gate.GateReport, args) -> int:
     write_outputs(report, args.markdown, args.json_out)
     print_report(report)
     return report.exit_code
 
 
-def _plan(args):
-    rounds = _positive_int(args.rounds, "--rounds")
-    cap = _positive_int(args.max_rounds, "--max-rounds") if args.max_rounds else max(rounds, ABPlan().max_pairs)
-    return ABPlan(min_pairs=rounds, max_pairs=cap, step=_positive_int(args.step, "--step"), ci=args.ci)
-
-
-def _effects(args, threads: int, device: str):
-
-    effects = load_effects(args.effects, _fraction(args.min_effect) if args.min_effect else None)
-    notes = []
-    if args.effects:
-        meta = json.loads(Path(args.effects).read_text())
-        if isinstance(meta, dict) and "effects" in meta:
-            here = cpu_info().get("model", "")
-            if meta.get("cpu_model") not in (None, here) or meta.get("threads") not in (None, threads):
-                notes.append(f"minimum effects calibrated on {meta.get('cpu_model')} at {meta.get('threads')} "
-                             f"thread(s), used here on {here} at {threads}")
-    return effects, notes
-
-
-def _protocol(name: str, device: str):
-    return get_protocol(name, get_device(device).kind)
-
-
 def cmd_ab(args) -> int:
-
-    kinds = {"revisions": args.base is not None or args.head is not None,
-             "configs": args.base_config is not None or args.head_config is not None,
-             "artifacts": args.base_artifacts is not None or args.head_artifacts is not None}
-    chosen = [k for k, v in kinds.items() if v]
-    if len(chosen) != 1:
-        raise UserError("name the two variants one way: --base REV [--head REV], or --base-config A.toml "
-                        "--head-config B.toml, or --base-artifacts DIR --head-artifacts DIR")
-    kind = chosen[0]
-    device = args.device
-    _device(device)
-    options = _options(args.option, device)
-    threads = _threads(args.threads)
-    if threads is None and kind != "configs":
-        threads = load_config(args.config).threads or usable_cores()
-    protocol = _protocol(args.protocol, device)
-    plan = _plan(args)
-    with tempfile.TemporaryDirectory(prefix="bench-ab-cache-") as scratch:
-        cache = Path(args.cache_dir) if args.cache_dir else Path(scratch)
-        if kind == "revisions":
-            if args.base is None:
-                raise UserError("--head needs --base REV (the revision to compare against, e.g. origin/main)")
-            if not args.models:
-                raise UserError(f"--base REV needs --models (e.g. --models {GATE_MODELS}): each one is exported "
-                                "twice")
-            if not get_device(device).exporter:
-                raise UserError(f"device {device} runs the PyTorch model in this process, so two revisions' "
-                                "models cannot both load here; use --device cpu")
-            models = zoo.list_models(args.models)
-            repo = Path(args.repo) if args.repo else _repo_root()
-            base = ab.variant_from_revision("base", args.base, repo, models, device, threads, options, cache,
-                                            log_to_stderr)
-            head = ab.variant_from_revision("head", args.head or ab.WORKTREE, repo, models, device, threads,
-                                            options, cache, log_to_stderr)
-        elif kind == "configs":
-            if not (args.base_config and args.head_config):
-                raise UserError("pass both --base-config FILE and --head-config FILE")
-            cache_dir = Path(args.cache_dir) if args.cache_dir else None
-            base = ab.variant_from_config("base", args.base_config, args.models, device, threads, cache_dir,
-                                          log_to_stderr)
-            head = ab.variant_from_config("head", args.head_config, args.models, device, threads, cache_dir,
-                                          log_to_stderr)
-            if options:
-                raise UserError("--option does not apply to --base-config/--head-config: put options in the files")
-        else:
-            if not (args.base_artifacts and args.head_artifacts):
-                raise UserError("pass both --base-artifacts DIR and --head-artifacts DIR")
-            base = ab.variant_from_artifacts("base", args.base_artifacts, args.models, device, threads)
-            head = ab.variant_from_artifacts("head", args.head_artifacts, args.models, device, threads)
-            from dataclasses import replace
-            base, head = replace(base, options=options), replace(head, options=options)
-        effects, notes = _effects(args, head.threads, device)
-        report = run_ab(base, head, protocol, plan, effects, _alpha(args.alpha), args.seed, log_to_stderr)
-    if notes:
-        from dataclasses import replace
-        report = replace(report, notes=report.notes + tuple(notes))
+    choice = gate.VariantChoice(args.base, args.head, args.base_config, args.head_config, args.base_artifacts,
+                                args.head_artifacts)
+    report = gate.run_ab(
+        choice, device=args.device, models=args.models, threads=_threads(args.threads),
+        options=parse_option_flags(args.option), protocol=args.protocol, plan=_plan(args), effects=args.effects,
+        min_effect=_fraction(args.min_effect) if args.min_effect else None, alpha=_alpha(args.alpha),
+        seed=args.seed, cache_dir=args.cache_dir, repo=args.repo, config=args.config, log=_log)
     return _finish(report, args)
 
 
-def _repo_root() -> Path:
-    return REPO_ROOT
-
-
 def cmd_compare(args) -> int:
-
-    def runs_dir() -> Path:
-        return load_config(args.config).out_dir
-
-    baselines = Path(args.baselines or BASELINES_DIR)
-    base = load_result_set(args.base, runs_dir, baselines)
-    new = load_result_set(args.new, runs_dir, baselines)
-    models = None
-    if args.models:
-        models = zoo.list_models(args.models)
-    effects, _ = _effects(args, 0, "cpu")
-    report = compare_sets(base, new, effects, _alpha(args.alpha), args.force, models)
+    report = gate.compare_stored(
+        args.base, args.new, _runs_dir(args), baselines_dir=args.baselines, models=args.models,
+        effects=args.effects, min_effect=_fraction(args.min_effect) if args.min_effect else None,
+        alpha=_alpha(args.alpha), force=args.force)
     return _finish(report, args)
 
 
 def cmd_calibrate(args) -> int:
-
-    device = args.device
-    _device(device)
-    threads = _threads(args.threads)
-    pairs = _positive_int(args.pairs, "--pairs")
-    repeats = _positive_int(args.repeats, "--repeats")
-    if pairs < 12:
-        raise UserError(f"--pairs {pairs} is too few to bound an interval; use 12 or more (default 44)")
-    protocol = _protocol(args.protocol, device)
-    cache_dir = Path(args.cache_dir) if args.cache_dir else None
-    variant = ab.variant_from_config("base", args.config, args.models or GATE_MODELS, device, threads, cache_dir,
-                                     log_to_stderr)
-    if variant.errors:
-        for m, why in variant.errors.items():
-            log_to_stderr(f"{m}: not calibrated ({why})")
-    data = calibrate(variant, protocol, pairs, repeats, _alpha(args.alpha), _fraction(args.floor), ABPlan(),
-                     args.seed, log_to_stderr)
-    out = (Path(args.out) if args.out else
-           Path("results/calibration") / f"effects-{_slug(data['cpu_model'])}-t{variant.threads}.json")
-    atomic_write_json(out, data)
+    pairs, repeats = _positive_int(args.pairs, "--pairs"), _positive_int(args.repeats, "--repeats")
+    data, out = gate.run_calibration(
+        config=args.config, models=args.models, device=args.device, threads=_threads(args.threads),
+        protocol=args.protocol, pairs=pairs, repeats=repeats, alpha=_alpha(args.alpha), floor=_fraction(args.floor),
+        seed=args.seed, cache_dir=args.cache_dir, out=args.out, log=_log)
     headers, rows = calibration_rows(data)
     print_table(headers, rows,
-                title=f"A/A calibration: {device}, {variant.threads} thread(s), {pairs} pairs x {repeats}",
+                title=f"A/A calibration: {data['device']}, {data['threads']} thread(s), {pairs} pairs x {repeats}",
                 footnotes=[f"saved {out}; use it with `bench ab --effects {out}`"])
     return 0
 
 
-def _slug(text: str) -> str:
-    import re
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "cpu"
-
-
 def cmd_baseline(args) -> int:
-
-    folder = Path(args.dir or BASELINES_DIR)
+    folder = Path(args.dir or gate.BASELINES_DIR)
     if args.action == "accept":
         if not args.run:
             raise UserError("bench baseline accept needs a RUN (a path, a run id, or 'latest')")
-        dst = accept_baseline(args.run, load_config(args.config).out_dir, folder, args.name, args.force)
+        dst = gate.accept_baseline(args.run, _runs_dir(args), folder, args.name, args.force)
         print(f"accepted {args.run} as baseline {dst}")
         return 0
-    rows = list_baselines(folder)
+    rows = gate.list_baselines(folder)
     if args.json:
         print_json(rows)
         return 0
-    print_table(["name", "run", "created", "host", "cpu", "revision", "cells", "devices"],
-                [[r["name"], r.get("run_id", "?"), r.get("created", ""), r.get("host", ""), r.get("cpu", ""),
-                  (r.get("revision") or "")[:12], str(r.get("cells", "")), r.get("devices", r.get("error", ""))]
-                 for r in rows], title=f"baselines in {folder}")
+    headers, table = baseline_rows(rows)
+    print_table(headers, table, title=f"baselines in {folder}")
     return 0
 
 
@@ -306,7 +177,7 @@ def register(sub) -> None:
                        description="Time each model against itself (two sessions, rounds interleaved) to measure "
                        "this machine's noise and suggest each model's minimum effect; writes JSON for "
                        "`bench ab --effects`.")
-    p.add_argument("--models", metavar="PATTERN", help=f"models (default {GATE_MODELS})")
+    p.add_argument("--models", metavar="PATTERN", help=f"models (default {gate.GATE_MODELS})")
     p.add_argument("--device", default="cpu", metavar="NAME", help="device (default cpu)")
     p.add_argument("--threads", metavar="N", help="intra-op threads (default: the cores this process may use)")
     p.add_argument("--protocol", default="default", metavar="NAME", help="shape of one round (default: default)")

@@ -1,8 +1,5 @@
-"""A/B measurement: two variants of the same cells timed in one process, rounds interleaved A B B A.
-
-Where the variants come from (two git revisions, two suite files, two artifact folders) and how their rounds
-are interleaved live here; what the rounds mean (ratio, interval, verdict) lives in bench/compare.py.
-"""
+"""What an A/B compares: two variants of the same models, each from a git revision (exported by that
+revision's own code), a suite file, or a folder of exported artifacts."""
 from __future__ import annotations
 
 import io
@@ -13,137 +10,24 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
-
-import numpy as np
 
 from bench import zoo
 from bench.config import load_config, with_cli
 from bench.core.artifact import ExportArtifact, ExportRequest
 from bench.core.errors import UserError
-from bench.core.protocol import Protocol
 from bench.env import usable_cores
-from bench.measure import Clock, ContentionProbe, run_round, warm_up
 from bench.pipeline import export_request
-from bench.stats import paired_log_ratios
+from bench.reference import REPO_ROOT
 from devices.registry import get_device
 from exporters.base import ARTIFACT_FILE, get_exporter
 
-BASE, HEAD = "base", "head"
 WORKTREE = "WORKTREE"  # --head's default: the checkout as it is, uncommitted edits included
 EXPORT_TIMEOUT_S = 3600
+GATE_MODELS = "mobileone_s0,mobileone_s1,mobileone_s2,mobilenetv2_100"  # what CI gates, and calibrate's default
 
-
-def pair_order(pair: int, first: str) -> tuple[str, str]:
-    """The two rounds of pair `pair`: (first, other) on even pairs, reversed on odd ones, so the sequence
-    is A B B A A B B A ...: each variant runs first as often as second, and a drift that is linear over
-    a block of two pairs hits both variants equally."""
-    other = HEAD if first == BASE else BASE
-    return (first, other) if pair % 2 == 0 else (other, first)
-
-
-def abba_order(pairs: int, first: str) -> list[str]:
-    """The whole schedule of `pairs` pairs as a flat list of variant labels."""
-    return [v for k in range(pairs) for v in pair_order(k, first)]
-
-
-@dataclass(frozen=True)
-class RoundResult:
-    samples_ms: tuple[float, ...]
-    contention: float | None = None  # other processes' share of our cores during the accepted round
-    redone: int = 0  # attempts thrown away because the machine was busy
-
-
-@dataclass(frozen=True)
-class Interleaved:
-    """Everything an A/B of one cell measured, in the order it was measured."""
-
-    first: str
-    order: tuple[str, ...]
-    base_rounds: tuple[tuple[float, ...], ...]
-    head_rounds: tuple[tuple[float, ...], ...]
-    contention: tuple[float | None, ...]  # per round, in `order`
-    redone: int
-    looks: int  # how many times the stopping rule was consulted
-    wall_s: float
-
-    @property
-    def pairs(self) -> int:
-        return len(self.base_rounds)
-
-    @property
-    def log_ratios(self) -> np.ndarray:
-        return paired_log_ratios(list(self.base_rounds), list(self.head_rounds))
-
-
-def interleave(measure_round: Callable[[str, int], RoundResult], first: str, min_pairs: int, max_pairs: int,
-               step: int, settled: Callable[[np.ndarray], bool], clock: Callable[[], float] = time.monotonic,
-               ) -> Interleaved:
-    """Measure pairs of rounds in ABBA order until `settled(log_ratios)` says the answer is clear (looked at
-    after `min_pairs` and then every `step` pairs) or `max_pairs` is reached. `measure_round(variant, pair)`
-    times one round of one variant."""
-    if first not in (BASE, HEAD):
-        raise ValueError(f"first must be {BASE!r} or {HEAD!r}, not {first!r}")
-    if not 1 <= min_pairs <= max_pairs or step < 1:
-        raise ValueError(f"need 1 <= min_pairs ({min_pairs}) <= max_pairs ({max_pairs}) and step >= 1")
-
-    t0 = clock()
-    rounds: dict[str, list[tuple[float, ...]]] = {BASE: [], HEAD: []}
-    order: list[str] = []
-    contention: list[float | None] = []
-    redone = looks = 0
-    pair, target = 0, min_pairs
-    while True:
-        while pair < target:
-            for variant in pair_order(pair, first):
-                r = measure_round(variant, pair)
-                rounds[variant].append(tuple(r.samples_ms))
-                order.append(variant)
-                contention.append(r.contention)
-                redone += r.redone
-            pair += 1
-        looks += 1
-        if pair >= max_pairs or settled(paired_log_ratios(rounds[BASE], rounds[HEAD])):
-            break
-        target = min(max_pairs, pair + step)
-    return Interleaved(first, tuple(order), tuple(rounds[BASE]), tuple(rounds[HEAD]), tuple(contention), redone,
-                       looks, clock() - t0)
-
-
-class RoundMeasurer:
-    """One timed round of a variant's runner, redone (up to the protocol's retries) when other processes
-    took more than the protocol's share of our cores: a busy spell that hits one round of a pair and not
-    the other would show up as a difference between the variants."""
-
-    def __init__(self, infers: dict[str, Callable[[], Any]], protocol: Protocol, probe: ContentionProbe | None,
-                 clock: Clock = time.perf_counter_ns, sleep: Callable[[float], None] = time.sleep):
-        # One untimed inference per round at least: the other variant's session has just used the caches.
-        self.protocol = replace(protocol, round_warmup_iters=max(1, protocol.round_warmup_iters))
-        self.infers, self.probe, self.clock, self.sleep = infers, probe, clock, sleep
-
-    def __call__(self, variant: str, pair: int) -> RoundResult:
-        p = self.protocol
-        for attempt in range(p.contention_retries + 1):
-            if self.probe:
-                self.probe.start()
-            host, _device = run_round(self.infers[variant], p, self.clock)
-            busy = self.probe.stop() if self.probe else None
-            if busy is None or busy <= p.contention_threshold or attempt == p.contention_retries:
-                return RoundResult(tuple(host), busy, attempt)
-            self.sleep(p.contention_wait_s)
-        raise AssertionError("unreachable")
-
-
-def warm_up_all(infers: dict[str, Callable[[], Any]], protocol: Protocol,
-                clock: Clock = time.perf_counter_ns) -> None:
-    for infer in infers.values():
-        warm_up(infer, protocol, clock)
-
-
-# --- Variants: where the two sides' artifacts come from -------------------------------------------------
 
 @dataclass(frozen=True)
 class Variant:
@@ -160,7 +44,6 @@ class Variant:
 
     def load_target(self, model: str):
         """What the runner's load() takes: the artifact, or the PyTorch model built from the request."""
-
         target = self.targets[model]
         return zoo.build_model(target) if isinstance(target, ExportRequest) else target
 
@@ -253,7 +136,6 @@ def export_in_tree(tree: Path, models: list[str], device: str, cache_dir: Path,
 
 def _artifact_from_row(row: dict, cls):
     """`bench export --json` prints a row per model; the full record sits beside the cached file."""
-
     record = Path(row["path"]).parent / ARTIFACT_FILE
     if record.is_file():
         return cls.from_dict(json.loads(record.read_text()))
@@ -290,7 +172,6 @@ def variant_from_config(label: str, config_path: str | None, models: str | None,
                         cache_dir: Path | None, log: Callable[[str], None] = lambda s: None) -> Variant:
     """The suite file's models, form, activation and [devices.<device>] options, exported with this checkout
     (None: ./bench.toml if present, else the defaults)."""
-
     if config_path is not None and not Path(config_path).is_file():
         raise UserError(f"--{label}-config {config_path} not found; pass an existing suite file (see bench.toml)")
     cfg = with_cli(load_config(config_path), models=models, cache=str(cache_dir) if cache_dir else None)
@@ -351,3 +232,68 @@ def variant_from_artifacts(label: str, folder: str, models: str | None, device: 
                         + f"; write them with `bench export --device {device} --out {folder}`")
     return Variant(label, f"artifacts {folder}", device, threads, {}, targets,
                    {m: form_of(a) for m, a in targets.items()}, {})
+
+
+@dataclass(frozen=True)
+class VariantChoice:
+    """How `bench ab` was told to make its two sides: one pair of revisions, suite files or artifact folders."""
+    base: str | None = None  # git revisions
+    head: str | None = None
+    base_config: str | None = None  # suite files
+    head_config: str | None = None
+    base_artifacts: str | None = None  # folders written by `bench export --out DIR`
+    head_artifacts: str | None = None
+
+    def __post_init__(self):
+        kind = self.kind
+        if kind == "revisions" and self.base is None:
+            raise UserError("--head needs --base REV (the revision to compare against, e.g. origin/main)")
+        if kind == "configs" and not (self.base_config and self.head_config):
+            raise UserError("pass both --base-config FILE and --head-config FILE")
+        if kind == "artifacts" and not (self.base_artifacts and self.head_artifacts):
+            raise UserError("pass both --base-artifacts DIR and --head-artifacts DIR")
+
+    @property
+    def kind(self) -> str:
+        """revisions | configs | artifacts"""
+        kinds = {"revisions": self.base is not None or self.head is not None,
+                 "configs": self.base_config is not None or self.head_config is not None,
+                 "artifacts": self.base_artifacts is not None or self.head_artifacts is not None}
+        chosen = [k for k, v in kinds.items() if v]
+        if len(chosen) != 1:
+            raise UserError("name the two variants one way: --base REV [--head REV], or --base-config A.toml "
+                            "--head-config B.toml, or --base-artifacts DIR --head-artifacts DIR")
+        return chosen[0]
+
+
+def prepare_variants(choice: VariantChoice, models: str | None, device: str, threads: int | None,
+                     options: dict[str, Any], scratch: Path, cache_dir: Path | None = None,
+                     repo: Path | None = None, config: str | None = None,
+                     log: Callable[[str], None] = lambda s: None) -> tuple[Variant, Variant]:
+    """The (base, head) variants `choice` names, exported (revisions: into `cache_dir`, else `scratch`; suite
+    files: into `cache_dir`, else their own cache). `threads` None: the suite file's, else every usable core."""
+    kind = choice.kind
+    if threads is None and kind != "configs":
+        threads = load_config(config).threads or usable_cores()
+    if kind == "revisions":
+        if not models:
+            raise UserError(f"--base REV needs --models (e.g. --models {GATE_MODELS}): each one is exported twice")
+        if not get_device(device).exporter:
+            raise UserError(f"device {device} runs the PyTorch model in this process, so two revisions' "
+                            "models cannot both load here; use --device cpu")
+        names = zoo.list_models(models)
+        repo = Path(repo) if repo else REPO_ROOT
+        cache = Path(cache_dir) if cache_dir else Path(scratch)
+        base = variant_from_revision("base", choice.base, repo, names, device, threads, options, cache, log)
+        head = variant_from_revision("head", choice.head or WORKTREE, repo, names, device, threads, options, cache,
+                                     log)
+        return base, head
+    if kind == "configs":
+        if options:
+            raise UserError("--option does not apply to --base-config/--head-config: put options in the files")
+        cache = Path(cache_dir) if cache_dir else None
+        return (variant_from_config("base", choice.base_config, models, device, threads, cache, log),
+                variant_from_config("head", choice.head_config, models, device, threads, cache, log))
+    base = variant_from_artifacts("base", choice.base_artifacts, models, device, threads)
+    head = variant_from_artifacts("head", choice.head_artifacts, models, device, threads)
+    return replace(base, options=dict(options)), replace(head, options=dict(options))

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from bench.compare import accept_baseline, list_baselines, load_result_set
 from bench.core.errors import UserError
+from bench.gate.baselines import accept_baseline, list_baselines
+from bench.gate.stored import load_result_set
 
 from gate_helpers import ENV, assert_cli_error, cli, make_cell, rounds_at, write_run
 

@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-from bench.compare import ERROR, FAIL, PASS, UNSTABLE, Effects, compare_sets, load_result_set
 from bench.core.errors import UserError
+from bench.gate.effects import Effects
+from bench.gate.stored import compare_sets, load_result_set
+from bench.gate.verdict import ERROR, FAIL, PASS, UNSTABLE
 
 from gate_helpers import ENV, assert_cli_error, bench, cli, make_cell, rounds_at, write_run
 
