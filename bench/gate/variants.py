@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from bench import zoo
 from bench.config import load_config, with_cli
-from bench.core.artifact import ExportArtifact, ExportRequest
+from bench.core.artifact import ExportArtifact, ExportRequest, verified
 from bench.core.errors import UserError
 from bench.env import usable_cores
 from bench.pipeline import export_request
@@ -217,7 +217,7 @@ def variant_from_artifacts(label: str, folder: str, models: str | None, device: 
     for record in sorted(d.glob(f"*.{target}.json")):
         try:
             art = ExportArtifact.from_dict(json.loads(record.read_text()))
-        except (json.JSONDecodeError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError, OSError) as e:
             raise UserError(f"{record} is not an artifact record ({type(e).__name__}); re-create the folder "
                             "with `bench export --out DIR`") from None
         if wanted is not None and art.model not in wanted:
@@ -226,7 +226,8 @@ def variant_from_artifacts(label: str, folder: str, models: str | None, device: 
         if not local.exists():
             raise UserError(f"{record} names {Path(art.path).name}, which is not in {d}; copy the artifact "
                             "beside its record")
-        targets[art.model] = replace(art, path=str(local))
+        # A swapped or truncated file would time the wrong model: check it is the one its record names.
+        targets[art.model] = verified(replace(art, path=str(local)), f"--{label}-artifacts")
     if not targets:
         raise UserError(f"no {target} artifacts in {folder}" + (f" for --models {models}" if models else "")
                         + f"; write them with `bench export --device {device} --out {folder}`")
@@ -296,4 +297,10 @@ def prepare_variants(choice: VariantChoice, models: str | None, device: str, thr
                 variant_from_config("head", choice.head_config, models, device, threads, cache, log))
     base = variant_from_artifacts("base", choice.base_artifacts, models, device, threads)
     head = variant_from_artifacts("head", choice.head_artifacts, models, device, threads)
+    only = {side: sorted(set(v.targets) - set(other.targets)) for side, v, other in
+            (("base", base, head), ("head", head, base))}
+    if only["base"] or only["head"]:
+        said = "; ".join(f"only in --{side}-artifacts: {', '.join(names)}" for side, names in only.items() if names)
+        raise UserError(f"the artifact folders hold different models ({said}); export the same models into "
+                        "both, or pick the common ones with --models")
     return replace(base, options=dict(options)), replace(head, options=dict(options))

@@ -2,6 +2,7 @@
 the gate's commands registered, build stored runs from synthetic rounds, and synthetic A/B machines."""
 import contextlib
 import io
+import hashlib
 import json
 import math
 import os
@@ -147,7 +148,9 @@ def write_artifact(folder, model, deploy=True):
     """A record and a (dummy) file as `bench export --out DIR` leaves them; the record names where it was
     written first, elsewhere."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{model}.onnx").write_bytes(b"not a model")
+    data = f"not a model: {model}".encode()
+    (folder / f"{model}.onnx").write_bytes(data)
     art = ExportArtifact(model, "onnx", "fp32", f"/elsewhere/{model}.onnx", "input", (1, 3, 224, 224), "float32",
-                         "output", "0" * 64, "k", metadata={"build": {"deploy": deploy}})
+                         "output", hashlib.sha256(data).hexdigest(), "k", metadata={"build": {"deploy": deploy}},
+                         size=len(data))
     (folder / f"{model}.onnx.json").write_text(json.dumps(art.to_dict()))

@@ -2,7 +2,7 @@
 import pytest
 
 from bench.core.errors import UserError
-from bench.gate.variants import VariantChoice, variant_from_artifacts
+from bench.gate.variants import VariantChoice, prepare_variants, variant_from_artifacts
 
 from gate_helpers import write_artifact
 
@@ -42,3 +42,25 @@ def test_artifact_folder(tmp_path):
         variant_from_artifacts("base", str(tmp_path / "a"), "mobilenetv2_100", "cpu", 1)
     with pytest.raises(UserError, match="is not a folder"):
         variant_from_artifacts("base", str(tmp_path / "missing"), None, "cpu", 1)
+
+
+def test_a_swapped_or_truncated_artifact_is_refused_not_timed(tmp_path):
+    write_artifact(tmp_path / "a", "mobileone_s0")
+    write_artifact(tmp_path / "a", "mobileone_s1")
+    (tmp_path / "a" / "mobileone_s1.onnx").write_bytes((tmp_path / "a" / "mobileone_s0.onnx").read_bytes())
+    with pytest.raises(UserError, match=r"--head-artifacts mobileone_s1 \(onnx\) does not match its record"):
+        variant_from_artifacts("head", str(tmp_path / "a"), None, "cpu", 1)
+    (tmp_path / "a" / "mobileone_s1.onnx").write_bytes(b"trunc")
+    with pytest.raises(UserError, match="has 5 bytes, the record says"):
+        variant_from_artifacts("head", str(tmp_path / "a"), None, "cpu", 1)
+
+
+def test_artifact_folders_with_different_models_are_refused(tmp_path):
+    write_artifact(tmp_path / "a", "mobileone_s0")
+    write_artifact(tmp_path / "a", "mobileone_s1")
+    write_artifact(tmp_path / "b", "mobileone_s0")
+    choice = VariantChoice(base_artifacts=str(tmp_path / "a"), head_artifacts=str(tmp_path / "b"))
+    with pytest.raises(UserError, match="only in --base-artifacts: mobileone_s1"):
+        prepare_variants(choice, None, "cpu", 1, {}, tmp_path / "cache")
+    base, head = prepare_variants(choice, "mobileone_s0", "cpu", 1, {}, tmp_path / "cache")
+    assert set(base.targets) == set(head.targets) == {"mobileone_s0"}
