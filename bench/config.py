@@ -112,9 +112,35 @@ def validate(cfg: SuiteConfig) -> SuiteConfig:
         raise UserError(f"form = {cfg.form!r} is not allowed; use one of {', '.join(FORMS)}")
     if cfg.activation not in ACTIVATIONS:
         raise UserError(f"activation = {cfg.activation!r} is not allowed; use one of {', '.join(ACTIVATIONS)}")
+    check_paths(cfg)
     for device, options in cfg.device_options:
         check_device_options(device, dict(options))
     return cfg
+
+
+def writable_folder(path: Path, what: str, flag: str) -> None:
+    """`path` is a folder we can write in, or can be created: checked before any work starts."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file, not a folder; pass a folder to {flag}")
+    probe = next((p for p in (path, *path.parents) if p.exists()), None)
+    if probe is None or not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} cannot be created or written ({probe} is not writable); pass a writable "
+                        f"folder to {flag}")
+
+
+def check_paths(cfg: SuiteConfig) -> None:
+    """Paths a suite reads or writes, checked up front: a run must not measure for minutes and then fail
+    every cell on a path that was wrong from the start."""
+    if cfg.weights is not None:
+        w = Path(cfg.weights).expanduser()
+        if not w.exists():
+            raise UserError(f"weights = {cfg.weights} not found; pass an existing state_dict file to --weights")
+        if not w.is_file():
+            raise UserError(f"weights = {cfg.weights} is a folder; pass the state_dict file itself to --weights")
+        if not os.access(w, os.R_OK):
+            raise UserError(f"weights = {cfg.weights} cannot be read; check its permissions")
+    writable_folder(cfg.cache_dir, "cache folder", "--cache-dir")
 
 
 def check_device_options(device: str, options: dict[str, Any]) -> None:

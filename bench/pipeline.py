@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
+import numpy as np
+
 from bench import env as envmod, zoo
 from bench.config import SuiteConfig
 from bench.core.artifact import ExportRequest
@@ -127,6 +129,7 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
             first_ms = None
             if not runner.self_timed:
                 _, first_ms = timed_ms(runner.infer)
+                check_output(runner, cell)
             stage = "run"
             probe = ContentionProbe() if device.contention_probe else None
             m = measure(runner if runner.self_timed else runner.infer, protocol, probe=probe,
@@ -142,6 +145,25 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
                                error_stage=stage)
     env_fields = env_key(run_env, result.device, result.runner, threads, result.precision)
     return LatencyResult.from_dict({**result.to_dict(), "env_key": env_fields, "finished": now_iso()})
+
+
+def check_output(runner, cell: Cell) -> None:
+    """Once per cell, before timing: the first inference's output is finite and holds one row per input
+    (a model with NaN weights, or a broken conversion, is recorded as failed, never timed as ok)."""
+    if not runner.supports_output:
+        return  # the outside tool keeps its output (trtexec, benchmark_model); its parity is checked at export
+    out = np.asarray(runner.output())
+    if out.size == 0 or out.ndim < 1 or out.shape[0] != 1:
+        raise OutputCheckError(f"{cell.model} on {cell.device}: output shape {tuple(out.shape)} is not one row "
+                               "per input (batch 1)")
+    bad = int(out.size - np.isfinite(out.astype(np.float64)).sum())
+    if bad:
+        raise OutputCheckError(f"{cell.model} on {cell.device}: {bad} of {out.size} output values are NaN or "
+                               "infinite; check the weights (or the export) of this model")
+
+
+class OutputCheckError(UserError):
+    """The model's output is not a finite result of the right shape: the cell fails, it is not timed."""
 
 
 def _measured_result(base: dict, m: Measurement, load_ms: float, first_ms: float | None, info: dict,

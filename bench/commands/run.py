@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench import zoo
 from bench.commands import print_json
-from bench.config import SuiteConfig, load_config, parse_option_flags, with_cli
+from bench.config import SuiteConfig, load_config, parse_option_flags, with_cli, writable_folder
 from bench.console import print_table
 from bench.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, UserError
 from bench.pipeline import export_request, run_suite
@@ -41,9 +41,15 @@ def cmd_run(args) -> int:
 
     resume = None
     if args.resume:
+        _refuse_flags_resume_ignores(args)
         out_dir = Path(args.out) if args.out else load_config(args.config).out_dir
         resume = find_run(args.resume, out_dir)
-        cfg = SuiteConfig.from_dict(load_run(resume).config)
+        previous = load_run(resume)
+        cfg = SuiteConfig.from_dict(previous.config)
+        for cell in previous.cells:  # a model the zoo no longer knows: say so before measuring anything
+            zoo.resolve(cell.model)
+        if args.cache_dir:
+            cfg = with_cli(cfg, cache=args.cache_dir)
     else:
         cfg = _suite_from_args(args)
     reporter = RichReporter()
@@ -60,9 +66,25 @@ def cmd_run(args) -> int:
     return 0
 
 
+# What `--resume` may change: where to find the run and where artifacts are cached (content-keyed and
+# verified, so another cache gives the same artifacts). Everything else is the run's own configuration.
+RESUME_SAFE = {"resume", "out", "config", "cache_dir", "func", "command"}
+
+
+def _refuse_flags_resume_ignores(args) -> None:
+    given = [name for name, value in vars(args).items()
+             if name not in RESUME_SAFE and value not in (None, False, [])]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in sorted(given))
+        raise UserError(f"--resume finishes a run as it was configured; {flags} cannot change it (drop "
+                        f"{'it' if len(given) == 1 else 'them'}, or start a new run)")
+
+
 def cmd_export(args) -> int:
 
     cfg = _suite_from_args(args)
+    if args.out_artifacts:
+        writable_folder(Path(args.out_artifacts), "artifact folder", "--out")
     rows = []
     failures = 0
     for device_name in cfg.devices:
@@ -85,7 +107,11 @@ def cmd_export(args) -> int:
                     print(f"{model}\tFAILED\t{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
                 continue
             if args.out_artifacts:
-                artifact = copy_artifact(artifact, Path(args.out_artifacts))
+                try:
+                    artifact = copy_artifact(artifact, Path(args.out_artifacts))
+                except OSError as e:
+                    raise UserError(f"cannot copy {artifact.model}'s artifact into {args.out_artifacts} "
+                                    f"({e.strerror}); pass a writable folder to --out") from None
             row = {"model": model, "device": device_name, "target": artifact.target, "path": artifact.path,
                    "sha256": artifact.sha256, "cache_key": artifact.cache_key, "cache_hit": hit,
                    "precision": artifact.precision, "metadata": artifact.metadata}
@@ -134,7 +160,8 @@ def _suite_arguments(p, run: bool) -> None:
 def register(sub) -> None:
     p = sub.add_parser("run", help="export, load and time models on devices; write a results file")
     _suite_arguments(p, run=True)
-    p.add_argument("--resume", metavar="RUN", help="finish an interrupted run (path, run id or 'latest')")
+    p.add_argument("--resume", metavar="RUN", help="finish an interrupted run (path, run id or 'latest') as it was "
+                   "configured; only --out (where to find it) and --cache-dir may be given with it")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("export", help="export models for a device and print each artifact's path")

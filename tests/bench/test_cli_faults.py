@@ -69,3 +69,32 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path):
     assert "terminated (SIGTERM)" in err and "bench run --resume" in err and "Traceback" not in err
     run = json.loads(next(out.glob("*.json")).read_text())
     assert run["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--weights", "/nonexistent/w.pt"], "weights = /nonexistent/w.pt not found"),
+    (["--weights", "{tmp}"], "is a folder; pass the state_dict file itself"),
+    (["--cache-dir", "{tmp}/afile"], "cache folder {tmp}/afile is a file, not a folder"),
+])
+@pytest.mark.parametrize("command", ["run", "export"])
+def test_paths_are_checked_before_any_work(command, flags, expected, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    rc = main([command, "--models", "mobileone_mu0", *flags]
+              + (["--out", str(tmp_path / "runs")] if command == "run" else []))
+    err = capsys.readouterr().err
+    assert rc == 2 and expected.format(tmp=tmp_path) in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_export_out_must_be_a_writable_folder(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    rc = main(["export", "--models", "mobileone_mu0", "--out", str(tmp_path / "afile")])
+    assert rc == 2 and "is a file, not a folder; pass a folder to --out" in capsys.readouterr().err
+
+
+def test_resume_refuses_flags_it_would_ignore(tmp_path, capsys):
+    rc = main(["run", "--resume", "latest", "--out", str(tmp_path), "--protocol", "bogus", "--models", "nosuch",
+               "--threads", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--resume finishes a run as it was configured; --models, --protocol, --threads" in err
