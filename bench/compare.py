@@ -18,7 +18,7 @@ from bench.console import print_table
 from bench.core.errors import UserError
 from bench.core.io import atomic_write_json, atomic_write_text, now_iso
 from bench.core.runner import RunnerOptions
-from bench.env import cpu_info, env_key, library_versions
+from bench.env import cpu_info, library_versions
 from bench.measure import ContentionProbe
 from bench.stats import (
     RatioEstimate,
@@ -318,8 +318,7 @@ def load_result_set(ref: str, runs_dir: Path | Callable[[], Path],
     for run in runs:
         for c in run.cells:
             if c.ok or c.key not in cells or not cells[c.key].result.ok:
-                key = dict(c.env_key) or env_key(run.env, c.device, c.runner, c.threads, c.precision)
-                cells[c.key] = StoredCell(c, key, run.run_id)
+                cells[c.key] = StoredCell(c, c.env_key.to_dict(), run.run_id)
     if not cells:
         raise UserError(f"{ref} has no cells; run `bench run` first")
     return ResultSet(ref, cells, tuple(map(str, files)))
@@ -383,7 +382,7 @@ def compare_sets(base: ResultSet, new: ResultSet, effects: Effects, alpha: float
                 est = RatioEstimate(r, lo, hi, level, "bootstrap-medians", min(len(rb), len(rn)))
         else:
             base_ms, head_ms = b.latency_ms, n.latency_ms
-            est = summary_ratio(b.summary or {}, n.summary or {}, level)
+            est = summary_ratio(b.summary.to_dict(), n.summary.to_dict(), level)
             if est is None:
                 est = RatioEstimate(head_ms / base_ms if base_ms and head_ms else math.nan, -math.inf, math.inf,
                                     level, "none", 0)
@@ -641,12 +640,7 @@ def accept_baseline(ref: str, runs_dir: Path, baselines_dir: Path = Path(BASELIN
     dst = Path(baselines_dir) / f"{name}.json"
     if dst.exists() and not force:
         raise UserError(f"baseline {dst} exists; choose another --name or pass --force to replace it")
-    data = run.to_dict()
-    for cell in data["cells"]:
-        if not cell.get("env_key"):
-            cell["env_key"] = env_key(run.env, cell["device"], cell["runner"], cell.get("threads"),
-                                      cell.get("precision", ""))
-    atomic_write_json(dst, data)
+    atomic_write_json(dst, run.to_dict())  # every loaded cell has its key (store.load_run migrates old files)
     return dst
 
 
