@@ -18,7 +18,7 @@ from bench import zoo
 from bench.core.errors import UserError
 from bench.core.io import now_iso
 from bench.core.protocol import PRESETS
-from bench.core.result import OK, LatencyResult
+from bench.core.result import OK, ComparabilityKey, LatencyResult, Summary
 from bench.stats import summarize
 from bench.store import Run, new_run_id
 from devices.coreml import compute_units_name
@@ -391,31 +391,42 @@ def parse_json(text: str, source: str = "<json>", statistic: str = "median", tri
 
 # ---- cells -> results -> run ----
 
-def aggregate_summary(agg: dict) -> dict:
-    """A Summary-shaped dict from a tool's aggregates: what the tool did not report stays None."""
-    return {"statistic": agg["statistic"], "latency_ms": agg["latency_ms"],
-            "median_ms": agg.get("median_ms", agg["latency_ms"] if agg["statistic"] == "median" else None),
-            "p90_ms": agg.get("p90_ms", agg["latency_ms"] if agg["statistic"] == "p90" else None),
-            "mean_ms": agg.get("mean_ms", agg["latency_ms"] if agg["statistic"] == "mean" else None),
-            "std_ms": agg.get("std_ms"),
-            "min_ms": agg.get("min_ms", agg["latency_ms"] if agg["statistic"] == "min" else None),
-            "max_ms": agg.get("max_ms"), "ci_low_ms": None, "ci_high_ms": None, "count": agg.get("count"),
-            "rounds": agg.get("rounds"), "ci_rel_halfwidth": None,
-            **{k: v for k, v in agg.items() if k.startswith(("trimmed_", "last_round"))}}
+def aggregate_summary(agg: dict) -> Summary:
+    """A Summary from a tool's aggregates: what the tool did not report stays None."""
+    latency, stat = agg["latency_ms"], agg["statistic"]
+    return Summary(
+        statistic=stat, latency_ms=latency,
+        median_ms=agg.get("median_ms", latency if stat == "median" else None),
+        p90_ms=agg.get("p90_ms", latency if stat == "p90" else None),
+        mean_ms=agg.get("mean_ms", latency if stat == "mean" else None), std_ms=agg.get("std_ms"),
+        min_ms=agg.get("min_ms", latency if stat == "min" else None), max_ms=agg.get("max_ms"),
+        count=agg.get("count"), rounds=agg.get("rounds"),
+        **{k: v for k, v in agg.items() if k.startswith(("trimmed_", "last_round"))})
 
 
-def to_result(cell: ImportedCell, fmt: str, info: DeviceInfo, source: str, when: str) -> LatencyResult:
+def imported_env(info: DeviceInfo, fmt: str, source: str, when: str, source_sha256: str | None = None) -> dict:
+    """The run's env of imported numbers: what the command line says about the phone, and the import itself."""
+    return {"device": info.device, "device_name": info.device_name,
+            "os": {"system": "iOS" if info.device == "iphone" else info.device, "version": info.os_version or ""},
+            "compute_units": info.compute_units, "runner": info.runner, "precision": info.precision,
+            "imported": {"file": source, "format": fmt, "sha256": source_sha256, "at": when,
+                         "host": _importing_host()}}
+
+
+def to_result(cell: ImportedCell, fmt: str, info: DeviceInfo, source: str, when: str,
+              env: dict | None = None) -> LatencyResult:
+    """One imported cell; `env` is the run's (imported_env), whose phone facts make its comparability key."""
 
     if cell.samples_ms:
         try:
-            summary = summarize([list(r) for r in cell.samples_ms], cell.statistic, cell.trim).to_dict()
+            summary = Summary.from_dict(summarize([list(r) for r in cell.samples_ms], cell.statistic,
+                                                  cell.trim).to_dict())
         except ValueError as e:
             raise _err(source, cell.line, f"{cell.given_name}: {e}") from None
     else:
         summary = aggregate_summary(cell.aggregates)
-    env_key = {"device": info.device, "device_name": info.device_name, "os_version": info.os_version or "",
-               "compute_units": info.compute_units or "", "runner": info.runner, "precision": info.precision,
-               "threads": None}
+    env = env if env is not None else imported_env(info, fmt, source, when)
+    env_key = ComparabilityKey.of(env, info.device, info.runner, None, info.precision, runtime=None)
     return LatencyResult(
         model=cell.model, device=info.device, runner=info.runner, form="deploy", precision=info.precision,
         threads=None, status=OK, protocol=cell.protocol, summary=summary,
@@ -453,12 +464,8 @@ def import_text(text: str, fmt: str, source: str, info: DeviceInfo, statistic: s
         raise UserError("a device name is needed for imported numbers; pass --device-name \"iPhone 12\"")
     cells = parse(text, fmt, source, statistic, trim)
     when = now_iso()
-    results = [to_result(c, fmt, info, source, when) for c in cells]
-    env = {"device": info.device, "device_name": info.device_name,
-           "os": {"system": "iOS" if info.device == "iphone" else info.device, "version": info.os_version or ""},
-           "compute_units": info.compute_units, "runner": info.runner, "precision": info.precision,
-           "imported": {"file": source, "format": fmt, "sha256": source_sha256, "at": when,
-                        "host": _importing_host()}}
+    env = imported_env(info, fmt, source, when, source_sha256)
+    results = [to_result(c, fmt, info, source, when, env) for c in cells]
     config = {"command": "import", "format": fmt, "file": source, "device": info.device,
               "models": [r.model for r in results], "statistic": statistic, "trim": trim}
     return Run(run_id=new_run_id(), created=when, command=command or [], config=config, env=env,

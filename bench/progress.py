@@ -62,15 +62,15 @@ def print_summary(run: Run, path: Path) -> None:
         paper = None
         if platform:
             paper = zoo.resolve(c.model).paper_latency_ms.get(platform)
-        info = c.model_info or {}
+        info = c.model_info
         if c.ok and c.summary:
             s = c.summary
             mark = " *" if c.flags else ""
             # Tools that report only aggregates (benchmark_model) leave the CI empty.
-            has_ci = s.get("ci_low_ms") is not None and s.get("ci_rel_halfwidth") is not None
-            rows.append([c.model + mark, c.device, c.form, _fmt(s["latency_ms"], 3),
-                         f"{_fmt(s['ci_low_ms'], 3)}-{_fmt(s['ci_high_ms'], 3)}" if has_ci else "",
-                         f"±{s['ci_rel_halfwidth']:.1%}" if has_ci else "", _fmt(info.get("params_m"), 2),
+            has_ci = s.ci_low_ms is not None and s.ci_rel_halfwidth is not None
+            rows.append([c.model + mark, c.device, c.form, _fmt(s.latency_ms, 3),
+                         f"{_fmt(s.ci_low_ms, 3)}-{_fmt(s.ci_high_ms, 3)}" if has_ci else "",
+                         f"±{s.ci_rel_halfwidth:.1%}" if has_ci else "", _fmt(info.get("params_m"), 2),
                          _fmt(info.get("macs_m"), 0), _fmt(paper)])
             if c.flags:
                 notes.append(f"* {c.model} on {c.device}: {', '.join(c.flags)}")
@@ -78,7 +78,7 @@ def print_summary(run: Run, path: Path) -> None:
             rows.append([c.model, c.device, c.form, "failed", "", "", _fmt(info.get("params_m"), 2),
                          _fmt(info.get("macs_m"), 0), _fmt(paper)])
             notes.append(f"failed: {c.model} on {c.device} ({c.error_stage}): {c.error}")
-    statistic = run.cells[0].protocol.get("statistic", "median") if run.cells else "median"
+    statistic = run.cells[0].protocol.statistic if run.cells and run.cells[0].protocol else "median"
     print_table(["model", "device", "form", f"{statistic} (ms)", "95% CI (ms)", "CI", "params (M)", "MACs (M)",
                  "paper CPU (ms)" if all(c.device in ("cpu", "torch") for c in run.cells) else "paper (ms)"],
                 rows, title=f"run {run.run_id} ({run.status})", footnotes=notes + [f"results: {path}"])

@@ -15,11 +15,10 @@ import pandas as pd
 
 from bench import zoo
 from bench.core.errors import UserError
-from bench.env import env_key
 from bench.reference import DEVICE_TO_PLATFORM, PAPER_PLATFORMS
 from bench.store import load_run, result_files, to_frame
 
-# The cell's env_key fields that make up the device key (bench.env.env_key writes them).
+# The cell's env_key fields that make up the device key (bench.core.result.ComparabilityKey).
 KEY_FIELDS = ("device", "runner", "precision", "threads", "cpu_model", "gpu", "device_name", "runtime_version")
 # Which of them tell two columns with the same device name apart, most telling first.
 DISTINGUISH = ("cpu_model", "gpu", "device_name", "threads", "runtime_version", "precision", "runner")
@@ -51,12 +50,10 @@ def load_runs(paths: list[Path]):
     return runs
 
 
-def _env_fields(run_env: dict, cell) -> dict:
-    """The cell's device-key fields: its recorded env_key, else rebuilt from the run's environment."""
-    key = dict(cell.env_key or {})
-    if not key:
-        key = env_key(run_env, cell.device, cell.runner, cell.threads, cell.precision)
-    return {f: key.get(f, "") if key.get(f) is not None else "" for f in KEY_FIELDS}
+def _env_fields(cell) -> dict:
+    """The cell's device-key fields, from its comparability key (every loaded cell has one)."""
+    key = cell.env_key.to_dict()
+    return {f: key[f] if key[f] is not None else "" for f in KEY_FIELDS}
 
 
 def cells_frame(runs) -> pd.DataFrame:
@@ -69,12 +66,12 @@ def cells_frame(runs) -> pd.DataFrame:
         peak = run.env.get("matmul_peak") or {}
         gpu = run.env.get("gpu")
         for c in run.cells:
-            fields = _env_fields(run.env, c)
+            fields = _env_fields(c)
             extra.append({
                 "finished": c.finished or c.started or run.created,
                 "error_stage": c.error_stage or "",
-                "params_m": (c.model_info or {}).get("params_m"),
-                "macs_m": (c.model_info or {}).get("macs_m"),
+                "params_m": c.model_info.get("params_m"),
+                "macs_m": c.model_info.get("macs_m"),
                 "device_key": "|".join(str(fields[f]) for f in KEY_FIELDS),
                 **{f"key_{f}": fields[f] for f in KEY_FIELDS},
                 "gpu_name": gpu.get("name", "") if isinstance(gpu, dict) else "",

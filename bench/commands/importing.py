@@ -22,13 +22,13 @@ def cmd_import(args) -> int:
     RunWriter(path, run)
     if args.json:
         print_json({"path": str(path), "run_id": run.run_id, "cells": [
-            {"model": c.model, "latency_ms": c.latency_ms, "statistic": c.summary["statistic"],
-             "count": c.summary.get("count")} for c in run.cells]})
+            {"model": c.model, "latency_ms": c.latency_ms, "statistic": c.summary.statistic,
+             "count": c.summary.count} for c in run.cells]})
         return 0
 
     print_table(["model", "latency (ms)", "statistic", "samples"],
-                [[c.model, f"{c.latency_ms:.3f}", c.summary["statistic"],
-                  str(c.summary.get("count") or "") + ("" if c.samples_ms else " (aggregates only)")]
+                [[c.model, f"{c.latency_ms:.3f}", c.summary.statistic,
+                  str(c.summary.count or "") + ("" if c.samples_ms else " (aggregates only)")]
                  for c in run.cells],
                 title=f"{len(run.cells)} models imported from {args.file} ({args.device_name})",
                 footnotes=[f"written to {path}"])

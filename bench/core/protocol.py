@@ -3,7 +3,7 @@ and the presets that reproduce published protocols (see docs/measurement.md)."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from bench.core.errors import UserError
 
@@ -44,6 +44,31 @@ class Protocol:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def to_json(self) -> dict:
+        """The settings as strict JSON values, as results files (schema 2) hold them: an infinite cap is null."""
+        return settings_to_json(self.to_dict())
+
+    @classmethod
+    def from_json(cls, settings: dict) -> "Protocol":
+        """The inverse of to_json: null in a cap means no cap (math.inf)."""
+        return cls(**settings_from_json(settings))
+
+
+# Settings that are plain floats (seconds, shares), where math.inf means "no cap" (max_s, round_max_s). JSON
+# has no infinity, so results files write them as null; None is no legal value of theirs otherwise.
+UNCAPPED_AS_NULL = tuple(f.name for f in fields(Protocol) if f.type == "float")
+
+
+def settings_to_json(settings: dict) -> dict:
+    """Protocol settings, all or some (a suite's protocol_overrides), with an infinite cap written as null."""
+    return {k: None if k in UNCAPPED_AS_NULL and isinstance(v, float) and v == math.inf else v
+            for k, v in settings.items()}
+
+
+def settings_from_json(settings: dict) -> dict:
+    """The inverse of settings_to_json: null in a cap reads as math.inf."""
+    return {k: math.inf if k in UNCAPPED_AS_NULL and v is None else v for k, v in settings.items()}
 
 
 PRESETS: dict[str, Protocol] = {

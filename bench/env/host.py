@@ -11,6 +11,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from bench.core.result import ComparabilityKey
+
 LIBRARIES = ("mobileone-bench", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "pandas", "scipy",
              "coremltools", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "tensorrt", "nvidia-ml-py")
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -135,12 +137,9 @@ def capture(threads: int | None = None, measure_peak: bool = True) -> dict:
 
 
 def env_key(env: dict, device: str, runner: str, threads: int | None, precision: str) -> dict:
-    """The facts two cells must share to be compared (bench compare refuses otherwise)."""
-    libs = env.get("libraries", {})
+    """The facts two cells must share to be compared (bench compare refuses otherwise), as a dict: see
+    bench.core.result.ComparabilityKey.of, which builds them. Which runtime's version counts is still looked
+    up here by device name."""
     runtime = {"cpu": "onnxruntime", "torch": "torch", "tflite": "ai-edge-litert", "coreml": "coremltools",
                "trt": "tensorrt", "cuda": "torch"}.get(device)
-    return {"cpu_model": env.get("cpu", {}).get("model", ""), "device": device, "runner": runner,
-            "threads": threads, "precision": precision,
-            "runtime_version": f"{runtime} {libs.get(runtime, '?')}" if runtime else "",
-            "gpu": env.get("gpu", {}).get("name", "") if isinstance(env.get("gpu"), dict) else "",
-            "device_name": env.get("device_name", "")}
+    return ComparabilityKey.of(env, device, runner, threads, precision, runtime).to_dict()

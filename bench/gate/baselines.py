@@ -8,7 +8,6 @@ from typing import Callable
 
 from bench.core.errors import UserError
 from bench.core.io import atomic_write_json
-from bench.env import env_key
 from bench.store import find_run, load_run
 
 BASELINES_DIR = "results/baselines"
@@ -35,12 +34,7 @@ def accept_baseline(ref: str, runs_dir: Path | Callable[[], Path], baselines_dir
     dst = Path(baselines_dir) / f"{name}.json"
     if dst.exists() and not force:
         raise UserError(f"baseline {dst} exists; choose another --name or pass --force to replace it")
-    data = run.to_dict()
-    for cell in data["cells"]:
-        if not cell.get("env_key"):
-            cell["env_key"] = env_key(run.env, cell["device"], cell["runner"], cell.get("threads"),
-                                      cell.get("precision", ""))
-    atomic_write_json(dst, data)
+    atomic_write_json(dst, run.to_dict())  # every loaded cell has its key (store.load_run migrates old files)
     return dst
 
 

@@ -15,7 +15,6 @@ import numpy as np
 
 from bench import zoo
 from bench.core.errors import UserError
-from bench.env import env_key
 from bench.gate.baselines import BASELINES_DIR
 from bench.gate.effects import Effects, load_effects
 from bench.gate.verdict import DEFAULT_ALPHA, ERROR, SKIP, CellComparison, GateReport, stored_level, verdict
@@ -43,9 +42,10 @@ class StoredCell:
 
 def stored_cell(result: Any, run: Any) -> StoredCell:
     """The one place that reads a stored cell's (LatencyResult's) fields, and its run's."""
-    key = dict(result.env_key) or env_key(run.env, result.device, result.runner, result.threads, result.precision)
+    key = result.env_key.to_dict()  # every loaded cell has its key (store.load_run migrates old files)
     return StoredCell(result.key, result.ok, result.error, result.threads,
-                      tuple(tuple(r) for r in result.samples_ms or ()), result.latency_ms, result.summary,
+                      tuple(tuple(r) for r in result.samples_ms or ()), result.latency_ms,
+                      result.summary.to_dict() if result.summary is not None else {},
                       key, run.run_id)
 
 

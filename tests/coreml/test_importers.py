@@ -35,15 +35,15 @@ def test_modelbench_import_gives_results_with_samples_or_aggregates(fixtures):
     s0 = by["mobileone_s0"]
     # the app's "Average (all)" (1.498, printed %.3f) is the trimmed mean of the rounds
     assert s0.latency_ms == pytest.approx(1.498, abs=0.0006)
-    assert s0.summary["statistic"] == "trimmed_mean" and s0.summary["count"] == 1000
+    assert s0.summary.statistic == "trimmed_mean" and s0.summary.count == 1000
     assert s0.source == "imported:modelbench" and s0.runner == "coreml-app" and s0.device == "iphone"
     assert s0.precision == "fp16" and len(s0.samples_ms) == 20
     v3 = by["mobilenetv3_large_100"]  # only the four numbers were copied
     assert v3.samples_ms == [] and v3.latency_ms == 2.503
-    assert v3.summary["trimmed_low_ms"] == 2.389 and v3.summary["trimmed_high_ms"] == 2.639
-    assert v3.summary["median_ms"] is None and v3.summary["ci_low_ms"] is None  # not reported, not invented
+    assert v3.summary.trimmed_low_ms == 2.389 and v3.summary.trimmed_high_ms == 2.639
+    assert v3.summary.median_ms is None and v3.summary.ci_low_ms is None  # not reported, not invented
     assert run.env["device_name"] == "iPhone 12" and run.env["os"] == {"system": "iOS", "version": "17.5"}
-    assert s0.env_key["device_name"] == "iPhone 12" and s0.env_key["os_version"] == "17.5"
+    assert s0.env_key.device_name == "iPhone 12" and s0.env_key.os_version == "17.5"
 
 
 MB_OK = """model: MobileOne-S0
@@ -105,8 +105,8 @@ def test_csv_rows_become_rounds_per_model(fixtures):
     run = import_file(fixtures / "per_inference_synthetic.csv", "csv")
     c = run.cells[0]
     flat = sorted(v for r in c.samples_ms for v in r)
-    assert c.summary["statistic"] == "median" and c.latency_ms == pytest.approx((flat[14] + flat[15]) / 2)
-    assert c.source == "imported:csv" and c.summary["count"] == 30 and c.summary["rounds"] == 3
+    assert c.summary.statistic == "median" and c.latency_ms == pytest.approx((flat[14] + flat[15]) / 2)
+    assert c.source == "imported:csv" and c.summary.count == 30 and c.summary.rounds == 3
 
 
 def test_units_written_after_a_number_are_accepted():
@@ -149,12 +149,12 @@ def test_json_entries_with_rounds_a_flat_list_or_aggregates(fixtures):
     assert list(by) == ["mobileone_s0", "mobileone_s2", "mobilenetv3_small_100"]
     assert len(by["mobileone_s0"].samples_ms) == 3 and by["mobileone_s0"].load_ms == 31.5
     assert by["mobileone_s0"].first_inference_ms == 2.41
-    assert len(by["mobileone_s2"].samples_ms) == 1 and by["mobileone_s2"].summary["count"] == 30
+    assert len(by["mobileone_s2"].samples_ms) == 1 and by["mobileone_s2"].summary.count == 30
     agg = by["mobilenetv3_small_100"]
-    assert agg.samples_ms == [] and agg.latency_ms == 1.23 and agg.summary["median_ms"] == 1.23
-    assert agg.summary["min_ms"] == 1.17 and agg.summary["count"] == 100 and agg.load_ms == 18.2
+    assert agg.samples_ms == [] and agg.latency_ms == 1.23 and agg.summary.median_ms == 1.23
+    assert agg.summary.min_ms == 1.17 and agg.summary.count == 100 and agg.load_ms == 18.2
     assert agg.runner_info["compile_ms"] == 240.0
-    assert run.env["compute_units"] == "CPU_AND_NE" and agg.env_key["compute_units"] == "CPU_AND_NE"
+    assert run.env["compute_units"] == "CPU_AND_NE" and agg.env_key.compute_units == "CPU_AND_NE"
 
 
 @pytest.mark.parametrize("text, line, words", [
@@ -225,7 +225,7 @@ def test_bench_import_writes_one_run_file(fixtures, tmp_path, capsys):
     assert len(files) == 1
     run = load_run(files[0])
     assert run.status == "complete" and len(run.cells) == 3
-    assert run.env["device_name"] == "iPhone 12 Pro" and run.cells[0].env_key["compute_units"] == "ALL"
+    assert run.env["device_name"] == "iPhone 12 Pro" and run.cells[0].env_key.compute_units == "ALL"
     printed = json.loads(capsys.readouterr().out)
     assert printed["path"] == str(files[0]) and len(printed["cells"]) == 3
 

@@ -95,7 +95,7 @@ def test_end_to_end_cpu_quick(tmp_path):
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 1
     run = json.loads(files[0].read_text())
-    assert run["status"] == "complete" and run["schema"] == 1
+    assert run["status"] == "complete" and run["schema"] == 2
     (c,) = run["cells"]
     assert c["status"] == "ok" and c["summary"]["latency_ms"] > 0 and c["artifact"]["metadata"]["parity"]["passed"]
     assert "mobileone_s0" in proc.stdout and "10.55" in proc.stdout  # the paper's CPU figure beside ours

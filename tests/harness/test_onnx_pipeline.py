@@ -84,7 +84,7 @@ def test_failing_cell_is_recorded_and_the_suite_goes_on(tmp_path, cache_dir, mon
     by_model = {c.model: c for c in run.cells}
     assert by_model[TINY].status == "failed" and by_model[TINY].error_stage == "export"
     assert "converter exploded" in by_model[TINY].error
-    assert by_model["mobileone_mu1"].ok and by_model["mobileone_mu1"].summary["count"] >= 9
+    assert by_model["mobileone_mu1"].ok and by_model["mobileone_mu1"].summary.count >= 9
     assert run.status == "complete"
 
 
@@ -116,9 +116,9 @@ def test_cell_records_everything_a_reader_needs(tmp_path, cache_dir):
     assert [c.form for c in run.cells] == ["deploy", "train"]
     c = run.cells[0]
     assert c.load_ms > 0 and c.first_inference_ms > 0 and len(c.samples_ms) == 3
-    assert c.artifact["sha256"] and c.threads == 1 and c.protocol["name"] == "quick"
-    assert c.env_key["threads"] == 1 and c.env_key["runtime_version"].startswith("onnxruntime")
+    assert c.artifact.sha256 and c.threads == 1 and c.protocol.name == "quick"
+    assert c.env_key.threads == 1 and c.env_key.runtime_version.startswith("onnxruntime")
     assert c.model_info["params_m"] > 0 and len(c.contention) == 3
     env = run.env
     assert env["cpu"]["usable_cores"] >= 1 and env["libraries"]["onnxruntime"] and env["matmul_peak"]["gflops"] > 0
-    assert run.cells[1].artifact["metadata"]["build"]["deploy"] is False
+    assert run.cells[1].artifact.metadata["build"]["deploy"] is False

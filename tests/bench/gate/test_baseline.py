@@ -12,10 +12,13 @@ from gate_helpers import ENV, assert_cli_error, cli, make_cell, rounds_at, write
 
 def test_accept_copies_the_run_with_each_cells_environment(tmp_path):
     runs = tmp_path / "runs"
-    write_run(runs / "r1.json", [make_cell("mobileone_s0", rounds_at(10.0), env_key={})], run_id="r1")
+    path = write_run(runs / "r1.json", [make_cell("mobileone_s0", rounds_at(10.0))], run_id="r1")
+    old = json.loads(path.read_text())  # as schema 1 could hold it: a cell without its environment key
+    old["schema"], old["cells"][0]["env_key"] = 1, {}
+    path.write_text(json.dumps(old))
     dst = accept_baseline("r1", runs, tmp_path / "baselines", name="cpu-main")
     data = json.loads(dst.read_text())
-    assert dst.name == "cpu-main.json" and data["env"] == ENV
+    assert dst.name == "cpu-main.json" and data["env"] == ENV and data["schema"] == 2
     assert data["cells"][0]["env_key"]["cpu_model"] == "Test CPU 9000"
     assert list_baselines(tmp_path / "baselines")[0]["cells"] == 1
     # usable by name in bench compare

@@ -45,8 +45,10 @@ def test_mismatched_environments_are_refused_unless_forced(tmp_path):
 
 def test_other_cpu_or_runtime_is_refused(tmp_path):
     other = {**ENV, "cpu": {"model": "Other CPU"}, "libraries": {"onnxruntime": "1.20.0"}}
-    base = [make_cell("mobileone_s0", rounds_at(10.0), env_key={})]  # no key stored: rebuilt from the run's env
-    new = [make_cell("mobileone_s0", rounds_at(10.0), env_key={})]
+    from bench.env import env_key
+
+    base = [make_cell("mobileone_s0", rounds_at(10.0))]  # keyed in ENV
+    new = [make_cell("mobileone_s0", rounds_at(10.0), env_key=env_key(other, "cpu", "onnxruntime", 1, "fp32"))]
     b, n = sets(tmp_path, base, new, new_env=other)
     with pytest.raises(UserError) as e:
         compare_sets(b, n, Effects())

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from bench.core.errors import UserError
-from bench.core.result import LatencyResult
+from bench.core.result import ComparabilityKey, LatencyResult
 from bench.store import Run, RunWriter, find_run, load_run, result_files, to_frame
 
 
@@ -18,7 +18,8 @@ def cell(model="mobileone_s0", device="cpu", latency=1.0, status="ok"):
                "ci_high_ms": latency * 1.1, "count": 3, "rounds": 1, "statistic": "median"}
     return LatencyResult(model=model, device=device, runner="onnxruntime", status=status,
                          summary=summary if status == "ok" else None, samples_ms=[[latency] * 3],
-                         error=None if status == "ok" else "boom")
+                         error=None if status == "ok" else "boom",
+                         env_key=ComparabilityKey(device=device, runner="onnxruntime"))
 
 
 def test_round_trip(tmp_path):
@@ -40,7 +41,7 @@ def test_each_add_is_on_disk(tmp_path):
     w.add(cell())
     assert [c["model"] for c in json.loads(path.read_text())["cells"]] == ["mobileone_s0"]
     w.add(cell(latency=2.0))  # the same key replaces the earlier cell
-    assert len(load_run(path).cells) == 1 and load_run(path).cells[0].summary["latency_ms"] == 2.0
+    assert len(load_run(path).cells) == 1 and load_run(path).cells[0].summary.latency_ms == 2.0
     assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
 
 
