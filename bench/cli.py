@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
 import sys
+import threading
 
 from bench.commands import COMMAND_MODULES
 from bench.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Terminated, UserError
-
 
 
 class _Parser(argparse.ArgumentParser):

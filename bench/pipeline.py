@@ -6,7 +6,7 @@ every cell, so an interrupt loses nothing already measured and `bench run --resu
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
@@ -19,9 +19,9 @@ from bench.core.device import RunnerSpec
 from bench.core.errors import UserError
 from bench.core.io import now_iso
 from bench.core.protocol import Protocol, get_protocol
-from bench.core.result import FAILED, LatencyResult
+from bench.core.result import FAILED, ComparabilityKey, LatencyResult
 from bench.core.runner import RunnerOptions
-from bench.env import env_key, usable_cores
+from bench.env import usable_cores
 from bench.env.gpu import gpu_env
 from bench.measure import ContentionProbe, Measurement, measure, timed_ms
 from bench.store import Run, RunWriter, load_run, new_run_id, run_path
@@ -143,8 +143,9 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
         where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb and not isinstance(e, UserError) else ""
         result = LatencyResult(**base, status=FAILED, error=f"{type(e).__name__}: {detail}{where}",
                                error_stage=stage)
-    env_fields = env_key(run_env, result.device, result.runner, threads, result.precision)
-    return LatencyResult.from_dict({**result.to_dict(), "env_key": env_fields, "finished": now_iso()})
+    key = ComparabilityKey.of(run_env, result.device, result.runner, threads, result.precision,
+                              cell.runner.runtime)
+    return replace(result, env_key=key, finished=now_iso())
 
 
 def check_output(runner, cell: Cell) -> None:

@@ -8,8 +8,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import zoo
 from bench.console import print_table
-from bench.reference import DEVICE_TO_PLATFORM
 from bench.store import Run
+from devices.registry import paper_column
 
 
 class RichReporter:
@@ -58,7 +58,7 @@ def print_summary(run: Run, path: Path) -> None:
 
     rows, notes = [], []
     for c in run.cells:
-        platform = DEVICE_TO_PLATFORM.get(c.device)
+        platform = paper_column(c.device)
         paper = None
         if platform:
             paper = zoo.resolve(c.model).paper_latency_ms.get(platform)

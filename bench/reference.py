@@ -12,23 +12,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = resources.files("bench") / "data" / "reference"
 
-# Paper platform columns of Table 1, and the devices of ours that each one is compared with.
-PAPER_PLATFORMS = {
-    "cpu_x86_ms": "x86 CPU (Xeon Gold 5118)",
-    "iphone12_ane_ms": "iPhone 12 (Neural Engine)",
-    "trt_2080ti_ms": "RTX-2080Ti (TensorRT)",
-    "pixel6_tpu_ms": "Pixel-6 (TPU, int8)",
-}
-DEVICE_TO_PLATFORM = {
-    "cpu": "cpu_x86_ms",
-    "torch": "cpu_x86_ms",
-    "trt": "trt_2080ti_ms",
-    "cuda": "trt_2080ti_ms",
-    "coreml": "iphone12_ane_ms",
-    "iphone": "iphone12_ane_ms",
-    "tflite": "pixel6_tpu_ms",
-    "android": "pixel6_tpu_ms",
-}
+# The paper's Table 1 platform columns are declared with the devices (bench.core.device.PAPER_PLATFORMS),
+# and each device's spec names the column it is compared with.
 
 
 def read_csv(name: str) -> list[dict[str, str]]:

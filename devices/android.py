@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Callable
 
 from bench.core.artifact import ExportArtifact
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.protocol import Protocol
 from bench.core.runner import Availability, RunnerBase, RunnerOptions, TimedRound
-from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 from devices.benchmark_model_parser import BenchmarkOutput, delegated_share, parse
 
 REMOTE_DIR = "/data/local/tmp/mobileone-bench"

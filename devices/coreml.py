@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from bench import zoo
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.runner import Availability, RunnerBase, RunnerOptions
-from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 
 # MLComputeUnits as coremltools names them. ALL lets Core ML pick the Neural Engine, GPU or CPU per op.
 COMPUTE_UNITS = ("ALL", "CPU_AND_NE", "CPU_ONLY", "CPU_AND_GPU")

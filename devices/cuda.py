@@ -4,10 +4,10 @@ stream, which is synchronized before infer() returns. torch.cuda is touched only
 from __future__ import annotations
 
 from bench import zoo
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 from bench.core.errors import UserError
 from bench.core.options import option_flag
 from bench.core.runner import RunnerBase, RunnerOptions
-from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 from bench.env.gpu import check_cuda, env_info, gpu_snapshot, require_cuda_device
 
 PRECISIONS = {"fp16": "float16", "fp32": "float32"}

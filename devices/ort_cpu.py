@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.core.artifact import ExportArtifact
-from bench.core.runner import RunnerBase, RunnerOptions
 from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
+from bench.core.runner import RunnerBase, RunnerOptions
 
 
 class OrtCpuRunner(RunnerBase):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench.core.device import DeviceSpec, RunnerSpec
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.optional import install_hint, missing
+from bench.core.result import ComparabilityKey
 from bench.core.runner import Availability, RunnerBase, RunnerOptions
 from devices import android, coreml, cuda, ort_cpu, tflite, torch_cpu, trt
 
@@ -74,9 +75,22 @@ def paper_column(device_key: str) -> str | None:
     return device.paper_column if device else None
 
 
+def comparability_key(env: dict, device_key: str, runner_label: str, threads: int | None,
+                      precision: str) -> ComparabilityKey:
+    """What two cells must share to be compared, with the runtime whose version counts taken from the
+    device's spec."""
+    return ComparabilityKey.of(env, device_key, runner_label, threads, precision, runtime_of(device_key, runner_label))
+
+
 def runtime_of(device_key: str, runner_label: str) -> str | None:
     """The distribution whose version a cell's comparability key records."""
     device = device_for_key(device_key)
     if device is None:
         return None
     return next((r.runtime for _, r in device.runners if r.label == runner_label), device.default_runner.runtime)
+
+
+def host_cpu_devices() -> tuple[str, ...]:
+    """The devices that run on this host's CPUs (their rounds are checked for foreign load): the ones whose
+    latency can be read against the host's CPU peak."""
+    return tuple(name for name, d in DEVICES.items() if d.contention_probe)

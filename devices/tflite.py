@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.artifact import ExportArtifact
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 from bench.core.errors import UserError
 from bench.core.runner import RunnerBase, RunnerOptions
-from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 
 
 def _quantized(x: np.ndarray, detail: dict) -> np.ndarray:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec, via_option
 from bench.core.errors import UserError
 from bench.core.optional import require
 from bench.core.options import option_flag
 from bench.core.runner import RunnerBase, RunnerOptions
-from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec, via_option
 from bench.env.gpu import check_trt, env_info, gpu_snapshot, require_cuda_device
 from devices.trtexec import TrtexecRunner, check_trtexec
 

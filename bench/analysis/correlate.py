@@ -10,11 +10,11 @@ import pandas as pd
 
 from bench.analysis.frames import PLATFORM_SHORT, device_order
 from bench.reference import paper_spearman
+from devices.registry import host_cpu_devices
 
 BOOTSTRAP_RESAMPLES = 4000
 BOOTSTRAP_SEED = 20220614  # fixed: the same data always give the same interval
 # Devices that run on the host CPU, where the run's matmul peak (torch.mm, fp32, on that CPU) is the roofline.
-HOST_CPU_DEVICES = ("cpu", "torch", "tflite")
 # Up to this many pairs the p-value is exact (all n! orderings); above it, scipy's t approximation, which
 # for a handful of points is far off (it gives p = 0 for any perfect correlation).
 EXACT_P_MAX_N = 8
@@ -210,7 +210,7 @@ def gflops_frame(cells: pd.DataFrame) -> pd.DataFrame:
     """Per deploy-form ok cell: achieved GFLOP/s and, on the host CPU, its share of the run's matmul peak."""
     data = _ok_deploy(cells).copy()
     data["gflops"] = achieved_gflops(data["macs_m"], data["latency_ms"])
-    on_host = data["device"].isin(HOST_CPU_DEVICES) & (data["source"] != "paper")
+    on_host = data["device"].isin(host_cpu_devices()) & (data["source"] != "paper")
     peak = pd.to_numeric(data["matmul_peak_gflops"], errors="coerce").where(on_host)
     data["peak_gflops"] = peak
     data["pct_of_peak"] = 100 * data["gflops"] / peak

@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench import zoo
+from bench.core.device import PAPER_PLATFORMS
 from bench.core.errors import UserError
-from bench.reference import DEVICE_TO_PLATFORM, PAPER_PLATFORMS
 from bench.store import load_run, result_files, to_frame
+from devices.registry import paper_column
 
 # The cell's env_key fields that make up the device key (bench.core.result.ComparabilityKey).
 KEY_FIELDS = ("device", "runner", "precision", "threads", "cpu_model", "gpu", "device_name", "runtime_version")
@@ -198,7 +199,7 @@ def paper_cells(models: pd.DataFrame) -> pd.DataFrame:
 
 def platform_of(device: str, source: str = "measured") -> str | None:
     """The paper platform a device of ours is compared with (None for the paper's own columns)."""
-    return None if source == "paper" else DEVICE_TO_PLATFORM.get(device)
+    return None if source == "paper" else paper_column(device)
 
 
 def latency_frame(cells: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:

@@ -16,8 +16,8 @@ import pandas as pd
 
 from bench.analysis import correlate
 from bench.analysis.frames import PLATFORM_SHORT, Dataset, device_order, slug
+from bench.core.device import PAPER_PLATFORMS
 from bench.core.errors import MissingBackendError
-from bench.reference import PAPER_PLATFORMS
 
 C_MOBILEONE = "#d62728"
 C_OTHER = "#1f77b4"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.analysis.frames import PLATFORM_SHORT, device_order
+from bench.core.device import PAPER_PLATFORMS
 from bench.core.errors import UserError
-from bench.reference import PAPER_PLATFORMS
 
 FORMATS = ("md", "csv", "latex")
 FLAGS_MARKED = ("contended", "precision-not-reached")

@@ -3,12 +3,11 @@ from bench.env.host import (
     capture,
     cgroup_cpu_limit,
     cpu_info,
-    env_key,
     git_revision,
     library_versions,
     matmul_peak_gflops,
     usable_cores,
 )
 
-__all__ = ["capture", "cgroup_cpu_limit", "cpu_info", "env_key", "git_revision", "library_versions",
+__all__ = ["capture", "cgroup_cpu_limit", "cpu_info", "git_revision", "library_versions",
            "matmul_peak_gflops", "usable_cores"]

@@ -11,8 +11,6 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from bench.core.result import ComparabilityKey
-
 LIBRARIES = ("mobileone-bench", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "pandas", "scipy",
              "coremltools", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "tensorrt", "nvidia-ml-py")
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -134,12 +132,3 @@ def capture(threads: int | None = None, measure_peak: bool = True) -> dict:
         env["matmul_peak"] = {"gflops": round(matmul_peak_gflops(n), 1), "threads": n, "dtype": "float32",
                               "size": 1024, "library": "torch.mm"}
     return env
-
-
-def env_key(env: dict, device: str, runner: str, threads: int | None, precision: str) -> dict:
-    """The facts two cells must share to be compared (bench compare refuses otherwise), as a dict: see
-    bench.core.result.ComparabilityKey.of, which builds them. Which runtime's version counts is still looked
-    up here by device name."""
-    runtime = {"cpu": "onnxruntime", "torch": "torch", "tflite": "ai-edge-litert", "coreml": "coremltools",
-               "trt": "tensorrt", "cuda": "torch"}.get(device)
-    return ComparabilityKey.of(env, device, runner, threads, precision, runtime).to_dict()

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from bench import reference
+from bench.core.device import PAPER_PLATFORMS
 from bench.core.errors import UserError
 from bench.zoo import mobileone, repvgg
 from bench.zoo.surgery import reparameterize
@@ -105,7 +106,7 @@ _BASELINES = [
 
 def _paper_latencies(paper_name: str) -> dict[str, float | None]:
     row = reference.paper_table1().get(paper_name, {})
-    return {p: row.get(p) for p in reference.PAPER_PLATFORMS}
+    return {p: row.get(p) for p in PAPER_PLATFORMS}
 
 
 def _build_registry() -> dict[str, ModelSpec]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.env import env_key
+from devices.registry import comparability_key as env_key
 from bench.core.result import FAILED, OK, LatencyResult
 from bench.store import Run, RunWriter
 

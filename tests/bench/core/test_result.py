@@ -18,7 +18,7 @@ from bench.core.result import (
     RejectedRound,
     Summary,
 )
-from bench.env import env_key
+from devices.registry import comparability_key
 from bench.stats import summarize
 
 ENV = {"hostname": "h", "cpu": {"model": "Test CPU"}, "libraries": {"onnxruntime": "1.31.1", "torch": "2.13.0"},
@@ -38,7 +38,7 @@ def ok_cell(**over):
               protocol=PRESETS["paper"].to_dict(), summary=summarize(rounds()).to_dict(), samples_ms=rounds(),
               contention=[0.0, 0.1, None], rejected_rounds=[{"samples_ms": [2.0, 2.1], "contention": 0.6}],
               artifact=ARTIFACT, model_info={"params_m": 2.08}, runner_info={"providers": ["CPU"]},
-              env_key=env_key(ENV, "cpu", "onnxruntime", 2, "fp32"))
+              env_key=comparability_key(ENV, "cpu", "onnxruntime", 2, "fp32"))
     kw.update(over)
     return LatencyResult(**kw)
 
@@ -176,9 +176,10 @@ def test_comparability_key_is_built_in_one_place():
              "imported": {"format": "csv"}}
     key = ComparabilityKey.of(phone, "iphone", "coreml-app", None, "fp16", None)
     assert (key.device_name, key.os_version, key.compute_units, key.cpu_model) == ("iPhone 12", "17.5", "ALL", "")
-    # bench.env.env_key keeps its signature and delegates to it
-    assert env_key(ENV, "torch", "torch", 2, "fp32") == ComparabilityKey.of(ENV, "torch", "torch", 2, "fp32",
-                                                                            "torch").to_dict()
+    # the registry's key takes the runtime from the device's spec
+    assert comparability_key(ENV, "torch", "torch", 2, "fp32") == ComparabilityKey.of(ENV, "torch", "torch", 2,
+                                                                                      "fp32", "torch")
+    assert comparability_key(ENV, "cpu", "onnxruntime", 2, "fp32").runtime_version.startswith("onnxruntime")
     assert ComparabilityKey.from_dict(key.to_dict(), strict=True) == key
 
 

@@ -16,7 +16,7 @@ from bench import commands
 from bench.cli import main
 from bench.core.artifact import ExportArtifact
 from bench.core.result import FAILED, OK, LatencyResult
-from bench.env import env_key as make_key
+from devices.registry import comparability_key as make_key
 from bench.gate.interleave import HEAD, RoundResult, interleave
 from bench.gate.variants import Variant
 from bench.gate.verdict import UNSTABLE, CellComparison, GateReport, decide_pairs

@@ -45,7 +45,7 @@ def test_mismatched_environments_are_refused_unless_forced(tmp_path):
 
 def test_other_cpu_or_runtime_is_refused(tmp_path):
     other = {**ENV, "cpu": {"model": "Other CPU"}, "libraries": {"onnxruntime": "1.20.0"}}
-    from bench.env import env_key
+    from devices.registry import comparability_key as env_key
 
     base = [make_cell("mobileone_s0", rounds_at(10.0))]  # keyed in ENV
     new = [make_cell("mobileone_s0", rounds_at(10.0), env_key=env_key(other, "cpu", "onnxruntime", 1, "fp32"))]
