@@ -7,7 +7,8 @@ import sys
 import threading
 
 from bench.commands import COMMAND_MODULES
-from bench.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Terminated, UserError
+from bench.core.errors import (EXIT_INTERRUPTED, EXIT_RESULTS_MOVED, EXIT_TERMINATED, EXIT_USAGE, ResultsMoved,
+                               Terminated, UserError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except ResultsMoved as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return EXIT_RESULTS_MOVED
     except KeyboardInterrupt as e:
         print("bench: interrupted; results measured so far are saved", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED

@@ -16,7 +16,7 @@ from bench import env as envmod, zoo
 from bench.config import SuiteConfig
 from bench.core.artifact import ExportRequest
 from bench.core.device import RunnerSpec
-from bench.core.errors import UserError
+from bench.core.errors import ResultsMoved, UserError
 from bench.core.io import now_iso
 from bench.core.protocol import Protocol, get_protocol
 from bench.core.result import FAILED, ComparabilityKey, LatencyResult
@@ -200,7 +200,7 @@ def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = 
         path = run_path(cfg.out_dir, run.run_id)
         done = set()
     cells = [c for c in plan_cells(cfg) if c.key not in done]
-    writer = RunWriter(path, run)
+    writer = RunWriter(path, run, rescue_dir=cfg.cache_dir)
     reporter.run_started(path, len(cells))
     try:
         for i, cell in enumerate(cells):
@@ -209,8 +209,13 @@ def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = 
             result = measure_cell(cell, cfg, protocol, threads, run.env, reporter)
             writer.add(result)
             reporter.cell_done(result)
+        writer.finish("complete")
     except KeyboardInterrupt:
         writer.finish("interrupted")
         raise
-    writer.finish("complete")
+    finally:
+        writer.release()  # also when a write fails for good: the lock never outlives the run
+    if writer.moved_to is not None:
+        raise ResultsMoved(f"could not write {writer.write_error}; every measured cell is saved in "
+                           f"{writer.moved_to} (move it to your results folder, or resume from it)")
     return writer.run

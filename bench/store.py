@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
 import secrets
+import socket
+import tempfile
+import time
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
@@ -103,13 +107,29 @@ def dumps_run(run: Run) -> str:
     return json.dumps(run.to_dict(), indent=1, allow_nan=False, default=str) + "\n"
 
 
+class RunLocked(UserError):
+    """Another live process is writing this run file."""
+
+
 class RunWriter:
     """Owns one run file. Every `add` rewrites the whole file atomically, so an interrupt loses nothing
-    already measured and never leaves a half-written file."""
+    already measured and never leaves a half-written file.
 
-    def __init__(self, path: Path, run: Run):
+    While it is open it holds an exclusive lock (`flock` on `.<name>.lock` beside the file, naming its PID):
+    a second writer of the same run (`bench run --resume` of a live run) is refused. A write that fails is
+    retried; if the file still cannot be written, the run goes on in a rescue file (beside it, else under
+    `rescue_dir`, else the temporary folder) and `moved_to` says where: nothing measured is ever lost."""
+
+    WRITE_TRIES = 3
+    RETRY_WAIT_S = 0.2
+
+    def __init__(self, path: Path, run: Run, rescue_dir: Path | None = None):
         self.path = Path(path)
         self.run = run
+        self.rescue_dir = rescue_dir
+        self.first_path = self.path
+        self.write_error: str | None = None  # why the run file could not be written, when it was moved
+        self._lock = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -117,7 +137,34 @@ class RunWriter:
                             "pass a writable --out DIR") from None
         if not os.access(self.path.parent, os.W_OK):
             raise UserError(f"results folder {self.path.parent} is not writable; pass a writable --out DIR")
+        self._acquire()
         self.flush()
+
+    @property
+    def lock_path(self) -> Path:
+        return self.first_path.with_name(f".{self.first_path.name}.lock")
+
+    def _acquire(self) -> None:
+        f = open(self.lock_path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise RunLocked(f"run {self.first_path} is being written by {holder}; wait for it to finish (or stop "
+                            "it) before resuming") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()} since {now_iso()}")
+        f.flush()
+        self._lock = f
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self.lock_path.unlink(missing_ok=True)
+            self._lock.close()  # closing the file releases the flock
+            self._lock = None
 
     def add(self, result: LatencyResult) -> None:
         self.run.put(result)
@@ -126,10 +173,42 @@ class RunWriter:
     def finish(self, status: str = "complete") -> None:
         self.run.status = status
         self.run.finished = now_iso()
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            self.release()
+
+    @property
+    def moved_to(self) -> Path | None:
+        return self.path if self.path != self.first_path else None
+
+    def _rescue_paths(self) -> list[Path]:
+        name = f"{self.first_path.stem}.rescued.json"
+        folders = [self.first_path.parent, *([self.rescue_dir / "rescued-runs"] if self.rescue_dir else []),
+                   Path(tempfile.gettempdir()) / "mobileone-bench-rescued-runs"]
+        return [folder / name for folder in folders]
 
     def flush(self) -> None:
-        atomic_write_text(self.path, dumps_run(self.run))
+        text = dumps_run(self.run)
+        error: OSError | None = None
+        for attempt in range(self.WRITE_TRIES):
+            try:
+                atomic_write_text(self.path, text)
+                return
+            except OSError as e:
+                error = e
+                time.sleep(self.RETRY_WAIT_S * (attempt + 1))
+        for candidate in self._rescue_paths():
+            if candidate == self.path:
+                continue
+            try:
+                atomic_write_text(candidate, text)
+            except OSError:
+                continue
+            self.write_error = f"{self.path}: {error.strerror or error}"
+            self.path = candidate
+            return
+        raise OSError(f"cannot write the run to {self.path} ({error.strerror or error}) nor to any rescue file")
 
 
 def run_path(out_dir: Path, run_id: str) -> Path:

@@ -9,6 +9,10 @@ class MissingBackendError(UserError):
     """An optional package or piece of hardware a device needs is absent."""
 
 
+class ResultsMoved(Exception):
+    """The run file could not be written where it belonged; everything measured is in a rescue file."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (what CI systems and `timeout` send), handled like Ctrl-C: the run is saved as interrupted."""
 
@@ -18,5 +22,6 @@ EXIT_OK = 0
 EXIT_FAIL = 1  # the regression gate's FAIL
 EXIT_USAGE = 2  # bad input: one line naming the problem and the fix
 EXIT_UNSTABLE = 3  # the regression gate could not decide
+EXIT_RESULTS_MOVED = 4  # results could not be written where asked; they were saved elsewhere (named)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
