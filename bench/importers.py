@@ -62,6 +62,33 @@ class ImportedCell:
     notes: dict = field(default_factory=dict)  # kept in the result's runner_info
 
 
+MAX_NAME = 100  # characters of a model name (the zoo's longest is under 40)
+MAX_JSON_DEPTH = 32  # levels of [ and { (the JSON format needs 4: list > entry > samples_ms > round)
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def clip(text: str, n: int = 60) -> str:
+    """`text` shortened for an error message: a hostile file must not make a message of megabytes."""
+    return text if len(text) <= n else f"{text[:n]}... ({len(text)} characters)"
+
+
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply `text`'s arrays and objects nest, counted without parsing and only to just past `limit`
+    (json's parser recurses once per level: 100,000 levels raise RecursionError)."""
+    depth = deepest = 0
+    for m in _JSON_TOKEN.finditer(text):
+        c = m.group()
+        if c in ("[", "{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif c in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
 def _err(source: str, line: int | None, problem: str) -> UserError:
     where = f"{source}:{line}" if line else source
     return UserError(f"{where}: {problem}")
@@ -73,10 +100,11 @@ def _number(text, source: str, line: int, what: str, positive: bool = True) -> f
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise _err(source, line, f"{what} {text!r} is not a number; write milliseconds like 0.812") from None
+        raise _err(source, line, f"{what} {clip(repr(text))} is not a number; write milliseconds like 0.812"
+                   ) from None
     if isinstance(text, bool) or not math.isfinite(value) or (positive and value <= 0) or value < 0:
-        raise _err(source, line, f"{what} {text!r} is not a {'positive' if positive else 'non-negative'} "
-                                 "finite number of milliseconds")
+        sign = "positive" if positive else "non-negative"
+        raise _err(source, line, f"{what} {clip(repr(text))} is not a {sign} finite number of milliseconds")
     return value
 
 
@@ -84,14 +112,22 @@ def _count(text, source: str, line: int, what: str, minimum: int = 1) -> int:
     try:
         value = int(str(text).strip())
     except ValueError:
-        raise _err(source, line, f"{what} {text!r} is not a whole number") from None
+        raise _err(source, line, f"{what} {clip(repr(text))} is not a whole number") from None
     if value < minimum:
         raise _err(source, line, f"{what} is {value}; it must be at least {minimum}")
     return value
 
 
-def _resolve(name: str, source: str, line: int) -> str:
+def _name(name: str, source: str, line: int) -> str:
+    """A model name as the file gives it, refused when longer than any name could be."""
+    if len(name) > MAX_NAME:
+        raise _err(source, line, f"model name {clip(repr(name))} is longer than {MAX_NAME} characters; "
+                                 "use a zoo name or paper name (`bench models` lists them)")
+    return name
 
+
+def _resolve(name: str, source: str, line: int) -> str:
+    _name(name, source, line)
     try:
         return zoo.resolve(name).name
     except UserError as e:
@@ -112,7 +148,20 @@ def _no_duplicates(cells: list[ImportedCell], source: str) -> None:
 
 # ---- ModelBench ----
 
-_KEY = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 ()/_.-]*?)\s*[:=]\s*(.*?)\s*$")
+_KEY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9 ()/_.-]*")
+_SEPARATOR = re.compile(r"[:=]")
+
+
+def _key_value(line: str) -> tuple[str, str] | None:
+    """'key: value' or 'key = value' -> (key, value); None when the line is not one. Linear in the line's
+    length (a backtracking regex took minutes on a line of a million spaces)."""
+    m = _SEPARATOR.search(line)
+    if m is None:
+        return None
+    key = line[:m.start()].strip()
+    if not _KEY_NAME.fullmatch(key):
+        return None
+    return key, line[m.end():].strip()
 _MB_KEYS = {
     "model": "model", "rounds": "rounds", "inferencesperround": "inferences", "inferences": "inferences",
     "lowhightrim": "trim", "trim": "trim", "averageall": "average", "average": "average",
@@ -149,26 +198,28 @@ def _modelbench_blocks(text: str, source: str) -> list[_Block]:
                 raise _err(source, n, "an empty round '[ ]'")
             blocks[-1].rounds.append(([_number(v, source, n, "latency") for v in values], n))
             continue
-        m = _KEY.match(line)
-        if not m:
+        kv = _key_value(line)
+        if kv is None:
             raise _err(source, n, f"cannot read {line[:60]!r}; expected 'key: value' (model, rounds, inferences "
                                   "per round, low/high trim, average all, average last, low, high) or a round "
                                   "'[ 0.512, ... ],'")
-        key = _MB_KEYS.get(re.sub(r"[^a-z]", "", m.group(1).lower()))
+        given, value = kv
+        key = _MB_KEYS.get(re.sub(r"[^a-z]", "", given.lower()))
         if key is None:
-            raise _err(source, n, f"unknown key {m.group(1)!r}; known keys: model, rounds, inferences per round, "
-                                  "low/high trim, average all, average last, low, high, note")
+            raise _err(source, n, f"unknown key {clip(repr(given))}; known keys: model, rounds, inferences per "
+                                  "round, low/high trim, average all, average last, low, high, note")
         if key == "model":
-            if not m.group(2):
+            if not value:
                 raise _err(source, n, "'model:' without a name")
-            blocks.append(_Block(m.group(2), n))
+            blocks.append(_Block(_name(value, source, n), n))
             continue
         if not blocks:
-            raise _err(source, n, f"{m.group(1)!r} before any 'model:' line; start each block with 'model: <name>'")
+            raise _err(source, n, f"{clip(repr(given))} before any 'model:' line; start each block with "
+                                  "'model: <name>'")
         if key in blocks[-1].fields:
-            raise _err(source, n, f"{m.group(1)!r} given twice for {blocks[-1].name} "
+            raise _err(source, n, f"{clip(repr(given))} given twice for {blocks[-1].name} "
                                   f"(first on line {blocks[-1].fields[key][1]})")
-        blocks[-1].fields[key] = (m.group(2), n)
+        blocks[-1].fields[key] = (value, n)
     return blocks
 
 
@@ -250,6 +301,13 @@ def parse_modelbench(text: str, source: str = "<modelbench>") -> list[ImportedCe
 
 # ---- CSV: one row per inference ----
 
+def _csv_row(line: str, source: str, n: int) -> list[str]:
+    try:
+        return next(csv.reader([line]))
+    except csv.Error as e:  # a field over csv's limit (128 KiB), a stray quote in strict mode
+        raise _err(source, n, f"not a CSV row ({e}); expected model,latency_ms[,round] with one row per "
+                              "inference") from None
+
 def parse_csv(text: str, source: str = "<csv>", statistic: str = "median", trim: int = 0) -> list[ImportedCell]:
     """Columns model, latency_ms and optionally round (other columns are ignored); '#' lines are comments."""
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
@@ -257,20 +315,20 @@ def parse_csv(text: str, source: str = "<csv>", statistic: str = "median", trim:
     if not lines:
         raise _err(source, None, "empty file; expected a header 'model,latency_ms[,round]' and one row per inference")
     header_line, header_text = lines[0]
-    header = [h.strip().lower() for h in next(csv.reader([header_text]))]
+    header = [h.strip().lower() for h in _csv_row(header_text, source, header_line)]
     missing = [c for c in ("model", "latency_ms") if c not in header]
     if missing:
-        raise _err(source, header_line, f"header {header_text.strip()!r} lacks {', '.join(missing)}; "
-                                        "expected columns model,latency_ms[,round]")
+        raise _err(source, header_line, f"header {clip(repr(header_text.strip()))} lacks "
+                                        f"{', '.join(missing)}; expected columns model,latency_ms[,round]")
     if len(set(header)) != len(header):
         raise _err(source, header_line, "a column name appears twice in the header")
     col = {name: header.index(name) for name in ("model", "latency_ms", "round") if name in header}
     groups: dict[str, dict] = {}
     for n, line in lines[1:]:
-        row = next(csv.reader([line]))
+        row = _csv_row(line, source, n)
         if len(row) != len(header):
             raise _err(source, n, f"{len(row)} fields, the header has {len(header)}")
-        name = row[col["model"]].strip()
+        name = _name(row[col["model"]].strip(), source, n)
         if not name:
             raise _err(source, n, "empty model name")
         value = _number(row[col["latency_ms"]].strip(), source, n, "latency_ms")
@@ -299,10 +357,19 @@ _JSON_KEYS = {"model", "samples_ms", "latency_ms", "statistic", "trim", "min_ms"
 def _json_entries(text: str, source: str) -> list[tuple[object, int]]:
     """The top-level list's elements with the line each starts on (json alone gives no positions)."""
     decoder = json.JSONDecoder()
+    if not text.strip():
+        raise _err(source, None, "empty file; expected a list [ {\"model\": ..., \"samples_ms\": [...]}, ... ]")
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise _err(source, None, f"nested {depth}+ levels deep (at most {MAX_JSON_DEPTH}); expected a list "
+                                 "[ {\"model\": ..., \"samples_ms\": [...]}, ... ] (see docs/coreml.md)")
     try:
         json.loads(text)
     except json.JSONDecodeError as e:
         raise _err(source, e.lineno, f"not valid JSON: {e.msg} (column {e.colno})") from None
+    except RecursionError:
+        raise _err(source, None, "nested too deeply to read; expected a list of objects (see docs/coreml.md)"
+                   ) from None
     i = len(text) - len(text.lstrip())
     if not text[i:i + 1] == "[":
         raise _err(source, text.count("\n", 0, i) + 1,
@@ -324,10 +391,12 @@ def _json_cell(obj, line: int, source: str, statistic: str, trim: int) -> Import
         raise _err(source, line, f"an entry is a {type(obj).__name__}, not an object {{\"model\": ..., ...}}")
     unknown = sorted(set(obj) - _JSON_KEYS)
     if unknown:
-        raise _err(source, line, f"unknown key {', '.join(unknown)}; known keys: {', '.join(sorted(_JSON_KEYS))}")
+        raise _err(source, line, f"unknown key {clip(', '.join(unknown))}; known keys: "
+                                 f"{', '.join(sorted(_JSON_KEYS))}")
     name = obj.get("model")
     if not isinstance(name, str) or not name.strip():
         raise _err(source, line, "an entry without a \"model\" name")
+    _name(name, source, line)
     has_samples, has_latency = "samples_ms" in obj, "latency_ms" in obj
     if has_samples == has_latency:
         raise _err(source, line, f"{name}: give either \"samples_ms\" (per-inference times) or \"latency_ms\" "
@@ -340,6 +409,10 @@ def _json_cell(obj, line: int, source: str, statistic: str, trim: int) -> Import
     if "note" in obj:
         notes["note"] = str(obj["note"])
     stat = obj.get("statistic", statistic)
+    if not isinstance(stat, str):
+        known = SAMPLE_STATISTICS if "samples_ms" in obj else AGGREGATE_STATISTICS
+        raise _err(source, line, f"{name}: statistic {clip(repr(stat))} is not a name; use one of "
+                                 f"{', '.join(known)}")
     entry_trim = _count(obj.get("trim", trim), source, line, f"{name}: trim", minimum=0)
     model = _resolve(name, source, line)
     if has_samples:
@@ -354,7 +427,7 @@ def _json_cell(obj, line: int, source: str, statistic: str, trim: int) -> Import
             raise _err(source, line, f"{name}: an empty round in samples_ms")
         samples = tuple(tuple(_number(v, source, line, f"{name}: a sample") for v in r) for r in rounds)
         if stat not in SAMPLE_STATISTICS:
-            raise _err(source, line, f"{name}: statistic {stat!r} for samples; "
+            raise _err(source, line, f"{name}: statistic {clip(repr(stat))} for samples; "
                                      f"use one of {', '.join(SAMPLE_STATISTICS)}")
         for key in ("count", "rounds", "min_ms", "max_ms", "mean_ms", "median_ms", "p90_ms", "std_ms"):
             if key in obj:
@@ -364,8 +437,8 @@ def _json_cell(obj, line: int, source: str, statistic: str, trim: int) -> Import
                             load_ms=extra.get("load_ms"), first_inference_ms=extra.get("first_inference_ms"),
                             notes=notes)
     if stat not in AGGREGATE_STATISTICS:
-        raise _err(source, line, f"{name}: statistic {stat!r}; use one of {', '.join(AGGREGATE_STATISTICS)} "
-                                 "(what the one latency_ms number is)")
+        raise _err(source, line, f"{name}: statistic {clip(repr(stat))}; use one of "
+                                 f"{', '.join(AGGREGATE_STATISTICS)} (what the one latency_ms number is)")
     aggregates = {"latency_ms": _number(obj["latency_ms"], source, line, f"{name}: latency_ms"), "statistic": stat}
     for key in ("min_ms", "max_ms", "mean_ms", "median_ms", "p90_ms"):
         if key in obj:
@@ -488,12 +561,15 @@ def import_file(path: str | Path, fmt: str, device: str = "iphone", device_name:
 
         compute_units = compute_units_name(compute_units)
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"import file {p} is a folder; pass the file exported from the phone")
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         raise UserError(f"import file {p} not found; pass the path of the file exported from the phone") from None
     except OSError as e:
-        raise UserError(f"cannot read import file {p}: {e.strerror}") from None
+        raise UserError(f"cannot read import file {p} ({e.strerror or e}); check the path and its permissions"
+                        ) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -14,7 +14,7 @@ from bench.commands import print_json
 from bench.config import load_config, parse_option_flags
 from bench.console import print_table
 from bench.core.errors import UserError
-from bench.gate.render import baseline_rows, calibration_rows, print_report, write_outputs
+from bench.gate.render import baseline_rows, calibration_rows, check_outputs, print_report, write_outputs
 
 
 def _fraction(text: str) -> float:
@@ -67,12 +67,13 @@ def _runs_dir(args):
 
 
 def _finish(report: gate.GateReport, args) -> int:
+    print_report(report)  # first: a report that cannot be written (exit 2) still shows its verdicts
     write_outputs(report, args.markdown, args.json_out)
-    print_report(report)
     return report.exit_code
 
 
 def cmd_ab(args) -> int:
+    check_outputs(args.markdown, args.json_out)  # before minutes of exporting and measuring
     choice = gate.VariantChoice(args.base, args.head, args.base_config, args.head_config, args.base_artifacts,
                                 args.head_artifacts)
     report = gate.run_ab(
@@ -84,6 +85,7 @@ def cmd_ab(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    check_outputs(args.markdown, args.json_out)
     report = gate.compare_stored(
         args.base, args.new, _runs_dir(args), baselines_dir=args.baselines, models=args.models,
         effects=args.effects, min_effect=_fraction(args.min_effect) if args.min_effect else None,

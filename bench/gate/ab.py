@@ -39,11 +39,11 @@ def run_ab(choice: VariantChoice, *, device: str = "cpu", models: str | None = N
     dev = require_runnable(device)
     runner_options = _options_for(options or {}, device)
     proto = get_protocol(protocol, dev.kind)
+    table = load_effects(effects, min_effect)  # a bad --effects file is refused before anything is exported
     with tempfile.TemporaryDirectory(prefix="bench-ab-cache-") as scratch:
         base, head = prepare_variants(choice, models, device, threads, runner_options, Path(scratch),
                                       Path(cache_dir) if cache_dir else None, Path(repo) if repo else None, config,
                                       log)
-        table = load_effects(effects, min_effect)
         report = measure_variants(base, head, proto, plan, table, alpha, seed, log, measure_cell=measure_cell)
     note = table.elsewhere_note(cpu_info().get("model", ""), head.threads)
     return replace(report, notes=report.notes + (note,)) if note else report

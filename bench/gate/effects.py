@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.core.errors import UserError
 from bench.gate.verdict import DEFAULT_MIN_EFFECT
+from bench.importers import MAX_JSON_DEPTH, clip, json_depth
 
 EFFECTS_KIND = "mobileone-bench/effects"
 
@@ -45,17 +46,40 @@ def load_effects(path: str | None, default: float | None) -> Effects:
     if not path:
         return Effects(base)
     p = Path(path)
+    fix = f"write one with `bench calibrate --out {path}`"
+    if p.is_dir():
+        raise UserError(f"--effects {path} is a folder; pass the JSON file in it that `bench calibrate` wrote")
     try:
-        data = json.loads(p.read_text())
+        raw = p.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"--effects {path} not found; write one with `bench calibrate --out {path}`") from None
+        raise UserError(f"--effects {path} not found; {fix}") from None
+    except OSError as e:
+        raise UserError(f"--effects {path} cannot be read ({e.strerror or e}); check the path and its "
+                        "permissions") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"--effects {path} is not UTF-8 text (a binary file?); pass the JSON file "
+                        f"`bench calibrate` wrote, or {fix}") from None
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise UserError(f"--effects {path} is nested {depth}+ levels deep (at most {MAX_JSON_DEPTH}); an effects "
+                        f"file is {{\"effects\": {{model: fraction}}}}: {fix}")
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UserError(f"--effects {path} is not valid JSON ({e.msg} at line {e.lineno}); "
-                        "write one with `bench calibrate`") from None
+        raise UserError(f"--effects {path} is not valid JSON ({e.msg} at line {e.lineno}); {fix}") from None
+    except RecursionError:
+        raise UserError(f"--effects {path} is nested too deeply to read; {fix}") from None
     table = data.get("effects", data) if isinstance(data, dict) else None
     if not isinstance(table, dict) or not table:
-        raise UserError(f"--effects {path} has no {{model: fraction}} table; write one with `bench calibrate`")
-    effects = {str(m): check_effect(v, f"{path}: {m}") for m, v in table.items()}
+        raise UserError(f"--effects {path} has no {{model: fraction}} table; {fix}")
+    effects = {str(m): check_effect(v, f"--effects {path}: {m}") for m, v in table.items()}
     calibrated = "effects" in data  # `bench calibrate`'s output says where it was measured
-    return Effects(base, effects, str(p), data.get("cpu_model") if calibrated else None,
-                   data.get("threads") if calibrated else None)
+    cpu_model = data.get("cpu_model") if calibrated else None
+    threads = data.get("threads") if calibrated else None
+    if cpu_model is not None and not isinstance(cpu_model, str):
+        raise UserError(f"--effects {path}: cpu_model {clip(repr(cpu_model))} is not a string; {fix}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserError(f"--effects {path}: threads {clip(repr(threads))} is not a whole number >= 1; {fix}")
+    return Effects(base, effects, str(p), cpu_model, threads)

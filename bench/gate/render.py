@@ -3,9 +3,12 @@ and the tables of `bench calibrate` and `bench baseline list`."""
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from pathlib import Path
 
 from bench.console import print_table
+from bench.core.errors import UserError
 from bench.core.io import atomic_write_json, atomic_write_text
 from bench.gate.verdict import ERROR, FAIL, PASS, SKIP, UNSTABLE, CellComparison, GateReport, fmt_level
 
@@ -101,12 +104,51 @@ def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def write_outputs(report: GateReport, markdown: str | None, json_path: str | None) -> None:
-    """`--markdown FILE` and `--json FILE`."""
+def check_output_path(path: str, flag: str) -> None:
+    """`path` can be written as a report: checked before any measuring or comparing, so that a path that
+    was wrong from the start costs no minutes and never ends as exit 1 (the gate's FAIL)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserError(f"{flag} {path} is a folder; pass a file name, e.g. {flag} {p / 'gate'}"
+                        f"{'.md' if flag == '--markdown' else '.json'}")
+    if p.exists() and not p.is_file():
+        raise UserError(f"{flag} {path} is not a regular file (a device or a pipe would be replaced); "
+                        "pass the path of a file")
+    parent = p.parent
+    if not parent.is_dir():
+        problem = "is not a folder" if parent.exists() else "does not exist"
+        raise UserError(f"{flag} {path}: {parent} {problem}; create the folder first or pass a path in an "
+                        "existing one")
+    try:  # os.access says yes to root everywhere, /proc included: try what the write will do
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{flag} {path} cannot be written (creating a file in {parent} failed: "
+                        f"{e.strerror or e}); pass a path in a writable folder") from None
+
+
+def check_outputs(markdown: str | None, json_path: str | None) -> None:
+    """`--markdown FILE` and `--json FILE`, checked up front."""
     if markdown:
-        atomic_write_text(Path(markdown), to_markdown(report))
+        check_output_path(markdown, "--markdown")
     if json_path:
-        atomic_write_json(Path(json_path), report.to_dict())
+        check_output_path(json_path, "--json")
+    if markdown and json_path and Path(markdown).expanduser().resolve() == Path(json_path).expanduser().resolve():
+        raise UserError(f"--markdown and --json name the same file ({markdown}); pass two file names")
+
+
+def write_outputs(report: GateReport, markdown: str | None, json_path: str | None) -> None:
+    """`--markdown FILE` and `--json FILE` (check_outputs has checked them before the work began)."""
+    for flag, path, write in (("--markdown", markdown, lambda p: atomic_write_text(p, to_markdown(report))),
+                              ("--json", json_path, lambda p: atomic_write_json(p, report.to_dict()))):
+        if not path:
+            continue
+        try:
+            write(Path(path).expanduser())
+        except OSError as e:
+            raise UserError(f"cannot write {flag} {path} ({e.strerror or e}); the verdicts above are not saved: "
+                            "pass a path in a writable folder with free space") from None
 
 
 def calibration_rows(data: dict) -> tuple[list[str], list[list[str]]]:
