@@ -5,10 +5,19 @@ import argparse
 import signal
 import sys
 import threading
+import traceback
 
 from bench.commands import COMMAND_MODULES
-from bench.core.errors import (EXIT_INTERRUPTED, EXIT_RESULTS_MOVED, EXIT_TERMINATED, EXIT_USAGE, ResultsMoved,
-                               Terminated, UserError)
+from bench.core.errors import (
+    EXIT_BUG,
+    EXIT_INTERRUPTED,
+    EXIT_RESULTS_MOVED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    ResultsMoved,
+    Terminated,
+    UserError,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print("bench: interrupted; results measured so far are saved", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    except Exception:  # a bug: show it whole, and exit with a code no gate verdict uses
+        traceback.print_exc()
+        print("bench: internal error (a bug in mobileone-bench; please report the traceback above)",
+              file=sys.stderr)
+        return EXIT_BUG
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

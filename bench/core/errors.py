@@ -23,5 +23,6 @@ EXIT_FAIL = 1  # the regression gate's FAIL
 EXIT_USAGE = 2  # bad input: one line naming the problem and the fix
 EXIT_UNSTABLE = 3  # the regression gate could not decide
 EXIT_RESULTS_MOVED = 4  # results could not be written where asked; they were saved elsewhere (named)
+EXIT_BUG = 70  # an internal error (EX_SOFTWARE): the traceback is printed; never mistaken for a FAIL
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)

@@ -98,3 +98,25 @@ def test_resume_refuses_flags_it_would_ignore(tmp_path, capsys):
                "--threads", "0"])
     err = capsys.readouterr().err
     assert rc == 2 and "--resume finishes a run as it was configured; --models, --protocol, --threads" in err
+
+
+def test_a_bug_exits_70_with_its_traceback_never_the_gate_s_fail_code(monkeypatch, capsys):
+    from bench.cli import build_parser
+
+    def broken(args):
+        raise RuntimeError("a bug")
+
+    parser = build_parser()
+    monkeypatch.setattr("bench.cli.build_parser", lambda: _parser_with(parser, broken))
+    rc = main(["models"])
+    err = capsys.readouterr().err
+    assert rc == 70 and "Traceback" in err and "RuntimeError: a bug" in err and "internal error" in err
+
+
+def _parser_with(parser, func):
+    class Bound:
+        def parse_args(self, argv):
+            args = parser.parse_args(argv)
+            args.func = func
+            return args
+    return Bound()
