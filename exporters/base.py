@@ -11,7 +11,7 @@ from typing import Callable
 
 from bench.core.artifact import ExportArtifact, ExportRequest, artifact_problem, relocated
 from bench.core.errors import UserError
-from bench.core.io import atomic_write_json, build_into, read_json, sha256_of, size_of
+from bench.core.io import atomic_write_json, build_into, read_json, remove_stale_scratch, sha256_of, size_of
 from bench.zoo.code_hash import zoo_code_hash
 
 ARTIFACT_FILE = "artifact.json"
@@ -45,6 +45,7 @@ def cached_export(
     file's name, not its absolute path, so a moved or shared cache still works."""
     key = cache_key(target, request, tool_versions)
     entry = Path(cache_dir) / target / f"{request.model}-{key}"
+    remove_stale_scratch(entry.parent)  # a killed build's leftovers go on the next use, hit or miss
     repair = None
     if entry.exists():
         try:

@@ -89,3 +89,11 @@ def test_scratch_of_a_killed_build_is_removed_and_a_live_one_kept(tmp_path):
         (d / "model.onnx").write_bytes(b"half")
     assert remove_stale_scratch(folder) == [dead]
     assert not dead.exists() and live.exists()
+
+
+def test_a_cache_hit_also_clears_a_killed_build_s_scratch(cache):
+    root, a, _ = cache
+    dead = root / "onnx" / f".{A}-abc{SCRATCH_MARK}999999999.x1"
+    dead.mkdir()
+    _, hit = export(ExportRequest(A), root)
+    assert hit and not dead.exists()
