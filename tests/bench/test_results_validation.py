@@ -20,9 +20,9 @@ from bench.store import (
     to_frame,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "results"
 SCHEMA1 = FIXTURES / "run_schema1.json"  # `bench run --device cpu --models mobileone_mu0 --protocol quick`, trimmed
-IMPORT_JSON = FIXTURES / "run_schema1_import_json.json"  # `bench import` of tests/coreml's JSON fixture
+IMPORT_JSON = FIXTURES / "run_schema1_import_json.json"  # `bench import` of tests/fixtures/coreml's JSON file
 IMPORT_MODELBENCH = FIXTURES / "run_schema1_import_modelbench.json"  # ... and of its ModelBench fixture
 CELL = "mobileone_mu0|cpu|onnxruntime|deploy"
 
@@ -104,7 +104,7 @@ def test_rewritten_as_strict_json_schema2(tmp_path):
 def test_bench_import_writes_a_checked_strict_file(tmp_path):
     from bench.importers import import_file
 
-    coreml = Path(__file__).parents[1] / "coreml" / "fixtures"
+    coreml = Path(__file__).parents[1] / "fixtures" / "coreml"
     for name, fmt in (("modelbench_synthetic.txt", "modelbench"), ("summary_synthetic.json", "json")):
         run = import_file(coreml / name, fmt, os_version="17.5")
         path = tmp_path / f"{fmt}.json"

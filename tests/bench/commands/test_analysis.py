@@ -43,7 +43,7 @@ def test_table_paper_markdown(tmp_path, capsys):
     assert "| MobileOne-S0 | 71.4 | 2.08 | 275 | 10.55 | 0.79 | 0.56 | 0.59 |" in out
 
 
-@pytest.mark.slow  # draws every --paper figure in two formats; test_analysis_plots covers them in PNG
+@pytest.mark.slow  # draws every --paper figure in two formats; tests/bench/analysis/test_plots.py covers them in PNG
 def test_plot_paper(tmp_path, capsys):
     rc, out, err = run_bench(capsys, "plot", "--paper", "--out", str(tmp_path))
     assert rc == 0

@@ -1,4 +1,4 @@
-"""benchmark_model's output, parsed from real logs of the tool (see fixtures/README.md for their sources)."""
+"""benchmark_model's output, parsed from real logs of the tool (tests/fixtures/tflite/README.md: their sources)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 from bench.core.errors import UserError
 from devices.benchmark_model_parser import delegated_share, parse, parse_stats
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "tflite"
 
 
 def _read(name: str) -> str:

@@ -1,4 +1,5 @@
-"""Synthetic results files for the analysis tests, written with the store's own classes (nothing measured)."""
+"""Synthetic results files for the analysis tests (tests/bench/analysis, and tests/bench/commands/test_analysis.py
+for `bench table/plot/analyze`), written with the store's own classes (nothing measured)."""
 from __future__ import annotations
 
 import struct

@@ -1,11 +1,8 @@
 """GPU tests skip, with our own diagnosis as the reason, where this host cannot run them (session-scoped, so
 the skip comes before any module-scoped fixture builds a model or an engine)."""
 import functools
-from pathlib import Path
 
 import pytest
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @functools.lru_cache(maxsize=None)
@@ -34,8 +31,3 @@ def trtexec_device():
     avail = _availability("check_trtexec")
     if not avail.can_run:
         pytest.skip(f"trtexec unavailable here: {avail.reason}")
-
-
-@pytest.fixture
-def fixtures() -> Path:
-    return FIXTURES

@@ -1,14 +1,21 @@
-"""Importing phone measurements: the three formats on fixture files, malformed files (one clear error naming
-the file and line, nothing written), and the `bench import` command end to end."""
-import argparse
-import json
+"""Importing phone measurements (bench/importers.py): the three formats on fixture files, malformed files (one
+clear error naming the file and line, nothing written). The `bench import` command end to end is in
+tests/bench/commands/test_importing.py."""
 from pathlib import Path
 
 import pytest
 
 from bench.core.errors import UserError
 from bench.importers import DeviceInfo, import_file, import_text, parse_csv, parse_json, parse_modelbench
-from bench.store import load_run
+
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "coreml"
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    """tests/fixtures/coreml (the `fixtures` of tests/conftest.py is the GPU folder)."""
+    return FIXTURES
 
 
 def _read(fixtures: Path, name: str) -> str:
@@ -187,7 +194,7 @@ def test_a_statistic_the_samples_cannot_support_is_a_user_error():
         import_text(text, "json", "s.json", DeviceInfo())
 
 
-# ---- file-level errors and the command ----
+# ---- file-level errors ----
 
 def test_unknown_format_missing_file_and_bad_bytes(tmp_path):
     with pytest.raises(UserError, match="use one of modelbench, csv, json"):
@@ -206,43 +213,3 @@ def test_unknown_format_missing_file_and_bad_bytes(tmp_path):
         import_text("model: MobileOne-S0\nAverage (all): 0.8\n", "modelbench", "f", DeviceInfo(), trim=2)
     with pytest.raises(UserError, match="compute units 'gpu'"):
         import_file(bad, "csv", compute_units="gpu")
-
-
-def _parser():
-    from bench.commands import importing
-
-    parser = argparse.ArgumentParser(prog="bench")
-    importing.register(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def test_bench_import_writes_one_run_file(fixtures, tmp_path, capsys):
-    args = _parser().parse_args(["import", "--device", "iphone", "--format", "modelbench",
-                                 str(fixtures / "modelbench_synthetic.txt"), "--device-name", "iPhone 12 Pro",
-                                 "--os-version", "16.1", "--compute-units", "ALL", "--out", str(tmp_path), "--json"])
-    assert args.func(args) == 0
-    files = list(tmp_path.glob("*.json"))
-    assert len(files) == 1
-    run = load_run(files[0])
-    assert run.status == "complete" and len(run.cells) == 3
-    assert run.env["device_name"] == "iPhone 12 Pro" and run.cells[0].env_key.compute_units == "ALL"
-    printed = json.loads(capsys.readouterr().out)
-    assert printed["path"] == str(files[0]) and len(printed["cells"]) == 3
-
-
-def test_bench_import_of_a_malformed_file_writes_nothing(fixtures, tmp_path):
-    text = _read(fixtures, "per_inference_synthetic.csv").splitlines()
-    text[-1] = text[-1].replace(",2", ",second")  # the very last row is wrong: all earlier rows were fine
-    bad = tmp_path / "bad.csv"
-    bad.write_text("\n".join(text) + "\n")
-    out = tmp_path / "runs"
-    args = _parser().parse_args(["import", "--format", "csv", str(bad), "--out", str(out)])
-    with pytest.raises(UserError) as e:
-        args.func(args)
-    assert str(e.value).startswith(f"{bad}:{len(text)}: round 'second'")
-    assert not out.exists()
-
-
-def test_bench_import_cli_rejects_a_bad_format():
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["import", "--format", "xml", "f.xml"])

@@ -1,16 +1,22 @@
-"""`bench run --device trt --option trt.via=trtexec` with a stand-in trtexec on PATH and no tensorrt package:
+"""`bench run` and `bench devices` (bench/commands/run.py) end to end.
+
+`bench run --device trt --option trt.via=trtexec` with a stand-in trtexec on PATH and no tensorrt package:
 the engine is built by trtexec from the ONNX artifact and the cells are measured (nothing needs TensorRT's
 Python package). The GPU itself is absent here, so the host facts say one is there (a stand-in for hardware,
 in a test of the orchestration around it)."""
 import json
+import os
 import shutil
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from bench.cli import main
 from bench.core.optional import installed
 from bench.env import gpu
+from bench.reference import REPO_ROOT
 
 
 @pytest.fixture
@@ -53,3 +59,33 @@ def test_trt_default_runner_still_names_the_missing_package(stand_in_trtexec, tm
                "--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert rc == 2 and "tensorrt" in err and "Traceback" not in err
+
+
+# ---- the CPU run and the device list through the real entry point ----
+
+def bench(*args, cwd=None, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO_ROOT, env=e, timeout=600)
+
+
+def test_devices_lists_every_device_with_a_reason():
+    rows = json.loads(bench("devices", "--json").stdout)
+    by = {r["device"]: r for r in rows}
+    assert by["cpu"]["status"] == "available"
+    assert by["trt"]["status"] == "unavailable" and by["trt"]["reason"]
+
+
+@pytest.mark.slow
+def test_end_to_end_cpu_quick(tmp_path):
+    proc = bench("run", "--device", "cpu", "--models", "mobileone_s0", "--protocol", "quick", "--out",
+                 str(tmp_path), env={"BENCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1
+    run = json.loads(files[0].read_text())
+    assert run["status"] == "complete" and run["schema"] == 2
+    (c,) = run["cells"]
+    assert c["status"] == "ok" and c["summary"]["latency_ms"] > 0 and c["artifact"]["metadata"]["parity"]["passed"]
+    assert "mobileone_s0" in proc.stdout and "10.55" in proc.stdout  # the paper's CPU figure beside ours

@@ -17,7 +17,7 @@ from devices import android as A
 from bench.core.runner import RunnerOptions
 from bench.core.artifact import ExportArtifact
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "tflite"
 BIN = f"{A.REMOTE_DIR}/benchmark_model"
 
 

@@ -1,9 +1,8 @@
-"""devices/gpu.py: availability diagnoses, NVML environment capture, throttle reasons, options."""
+"""bench/env/gpu.py: availability diagnoses, NVML environment capture, throttle reasons."""
 import pytest
 
-from bench.core.errors import MissingBackendError, UserError
+from bench.core.errors import MissingBackendError
 from bench.env import gpu
-from bench.core.options import option_flag
 from devices import trtexec
 from bench.env.gpu import GpuFacts, diagnose_cuda, diagnose_trt
 
@@ -98,14 +97,3 @@ def test_nvml_device_follows_cuda_visible_devices(monkeypatch):
     assert gpu._visible_device(0) == 2 and gpu._visible_device(1) == 3
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5d1b2c3e-7f80")
     assert gpu._visible_device(0) == "GPU-5d1b2c3e-7f80"
-
-
-@pytest.mark.parametrize("value, expected", [(True, True), ("true", True), ("1", True), ("off", False), (0, False)])
-def test_option_flag(value, expected):
-    assert option_flag({"copies": value}, "copies", not expected) is expected
-    assert option_flag({}, "copies", expected) is expected
-
-
-def test_option_flag_rejects_other_values():
-    with pytest.raises(UserError, match="copies=true or copies=false"):
-        option_flag({"copies": "maybe"}, "copies", False)
