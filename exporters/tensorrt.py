@@ -170,7 +170,7 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
 
     cfg = build_config(request, trt.__version__)  # bad settings fail before the ONNX export runs
     # Imported here, not at the top: the ONNX exporter pulls in torch, which a host that only inspects or
-    # loads engines never needs (tests/gpu/test_import_hygiene.py).
+    # loads engines never needs (tests/devices/test_gpu_imports.py).
     from exporters import onnx as onnx_exporter
 
     source, _ = onnx_exporter.export(onnx_request(request), cache_dir)

@@ -46,7 +46,7 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     help = tool.parse_help(help_proc.stdout + help_proc.stderr)
     tool.check_core_flags(help)
     # Imported here, not at the top: the ONNX exporter pulls in torch, which importing the trt device's
-    # modules must not (tests/gpu/test_import_hygiene.py).
+    # modules must not (tests/devices/test_gpu_imports.py).
     from exporters import onnx as onnx_exporter
 
     source, _ = onnx_exporter.export(onnx_request(request), cache_dir)

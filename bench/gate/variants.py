@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from bench import zoo
 from bench.config import load_config, with_cli
-from bench.core.artifact import ExportArtifact, ExportRequest, verified
+from bench.core.artifact import ExportArtifact, ExportRequest, relocated, verified
 from bench.core.errors import UserError
 from bench.env import usable_cores
 from bench.pipeline import export_request
@@ -138,7 +138,9 @@ def _artifact_from_row(row: dict, cls):
     """`bench export --json` prints a row per model; the full record sits beside the cached file."""
     record = Path(row["path"]).parent / ARTIFACT_FILE
     if record.is_file():
-        return cls.from_dict(json.loads(record.read_text()))
+        # Records hold the file's name (older ones an absolute path): resolve it beside the record, and check
+        # the file is the one recorded before it is timed.
+        return verified(relocated(cls.from_dict(json.loads(record.read_text())), record.parent))
     raise UserError(f"the exporter wrote {row['path']} without its record {record}; "
                     "that revision's exporter is too old for bench ab: pick a newer --base")
 
