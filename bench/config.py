@@ -15,6 +15,8 @@ from bench.core.errors import UserError
 from bench.core.io import default_cache_dir
 from bench.core.options import check_value
 from bench.core.protocol import PRESETS, Protocol
+from bench.zoo import user
+from bench.zoo.user import UserModel
 from devices.registry import DEVICES
 
 DEFAULT_CONFIG = "bench.toml"
@@ -39,6 +41,7 @@ class SuiteConfig:
     activation: str = "relu"
     weights: str | None = None
     device_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    user_models: tuple[UserModel, ...] = ()  # [models.NAME] tables and --model-file files, paths resolved
 
     @property
     def cache_dir(self) -> Path:
@@ -55,6 +58,7 @@ class SuiteConfig:
         d = asdict(self)
         d["protocol_overrides"] = dict(self.protocol_overrides)
         d["device_options"] = {k: dict(v) for k, v in self.device_options}
+        d["user_models"] = [m.to_dict() for m in self.user_models]
         return d
 
     @classmethod
@@ -64,6 +68,7 @@ class SuiteConfig:
         d["protocol_overrides"] = tuple(sorted(d.get("protocol_overrides", {}).items()))
         d["device_options"] = tuple(sorted((k, tuple(sorted(v.items())))
                                            for k, v in d.get("device_options", {}).items()))
+        d["user_models"] = tuple(UserModel.from_dict(m) for m in d.get("user_models", ()))
         return validate(cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__}))
 
 
@@ -85,6 +90,7 @@ def _protocol_value(key: str, value: Any) -> Any:
 
 def validate(cfg: SuiteConfig) -> SuiteConfig:
 
+    zoo.register_user_models(cfg.user_models)  # before the names are checked: they may be the user's
     zoo.list_models(cfg.models)  # raises on an unknown model, listing the known ones
     for d in cfg.devices:
         if d not in DEVICES:
@@ -158,15 +164,16 @@ def device_options_help(device: str) -> dict[str, tuple[type, tuple | None, str]
 SUITE_KEYS = {"models", "devices", "protocol", "threads", "out", "cache", "form", "activation", "weights"}
 
 
-def parse_toml(text: str, source: str) -> SuiteConfig:
+def parse_toml(text: str, source: str, base: Path | None = None) -> SuiteConfig:
+    """A suite file's text; `base` is the folder its relative paths (models' files) are resolved against."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{source} is not valid TOML: {e}") from None
-    unknown = set(data) - {"suite", "protocol", "devices"}
+    unknown = set(data) - {"suite", "protocol", "devices", "models"}
     if unknown:
-        raise UserError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}; allowed: suite, protocol, devices")
-    for section in ("suite", "protocol", "devices"):
+        raise UserError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}; allowed: suite, protocol, devices, models")
+    for section in ("suite", "protocol", "devices", "models"):
         if section in data and not isinstance(data[section], dict):
             raise UserError(f"{source}: {section} = {data[section]!r} must be a table ([{section}])")
     suite = data.get("suite", {})
@@ -203,6 +210,8 @@ def parse_toml(text: str, source: str) -> SuiteConfig:
     kw["device_options"] = tuple(sorted((name, tuple(sorted(opts.items())))
                                         for name, opts in devices.items() if isinstance(opts, dict)))
     try:
+        kw["user_models"] = tuple(user.from_table(name, table, base or Path("."), f"config {source}")
+                                  for name, table in data.get("models", {}).items())
         return validate(SuiteConfig(**kw))
     except UserError as e:
         raise UserError(f"{source}: {e}") from None
@@ -224,7 +233,7 @@ def load_config(path: str | None) -> SuiteConfig:
         raise UserError(f"config file {p} cannot be read ({e.strerror}); check its permissions") from None
     except UnicodeDecodeError:
         raise UserError(f"config file {p} is not UTF-8 text; pass a TOML file to --config") from None
-    return parse_toml(text, str(p))
+    return parse_toml(text, str(p), p.parent)
 
 
 def with_cli(cfg: SuiteConfig, **flags) -> SuiteConfig:

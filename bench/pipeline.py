@@ -94,12 +94,13 @@ def check_devices(cfg: SuiteConfig) -> None:
 
 
 def _model_info(model: str, cfg: SuiteConfig) -> dict:
-
+    """What the result records of its model: enough to tabulate and plot it without the declaring config."""
     spec = zoo.resolve(model)
     c = zoo.spec_complexity(model, activation=cfg.activation, cache_dir=cfg.cache_dir)
     return {"paper_name": spec.paper_name, "family": spec.family, "params_m": c.params_m, "macs_m": c.macs_m,
             "activation": cfg.activation if spec.activation_swap else "original",
-            "se_gate": "hard-sigmoid kept" if spec.activation_swap else "n/a"}
+            "se_gate": "hard-sigmoid kept" if spec.activation_swap else "n/a", "top1": spec.top1,
+            "origin": spec.origin, "input_size": list(spec.input_size)}
 
 
 def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int, run_env: dict,

@@ -15,7 +15,8 @@ DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)
 
 
 def model_input_shape(model) -> tuple[int, ...]:
-    """The input size the zoo declares for a model it built (all 224x224 today), else 1x3x224x224."""
+    """The input size the registry declares for a model it built (224x224 for the zoo; a user model's own), else
+    1x3x224x224."""
     info = getattr(model, "build_info", None)
     if info is None:
         return DEFAULT_INPUT_SHAPE

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from bench.core.device import DeviceSpec, RunnerSpec
 from bench.core.runner import RunnerBase, RunnerOptions
+from devices.cuda import model_input_shape
 
 
 class TorchCpuRunner(RunnerBase):
@@ -21,7 +22,7 @@ class TorchCpuRunner(RunnerBase):
         torch = self.torch
         torch.set_num_threads(self.options.threads)
         self.model = model.eval()
-        self._x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+        self._x = torch.randn(model_input_shape(model), generator=torch.Generator().manual_seed(0))
 
     def infer(self) -> None:
         with self.torch.inference_mode():

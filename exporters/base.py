@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from bench import zoo
 from bench.core.artifact import ExportArtifact, ExportRequest, artifact_problem, relocated
 from bench.core.errors import UserError
 from bench.core.io import atomic_write_json, build_into, read_json, remove_stale_scratch, sha256_of, size_of
@@ -30,6 +31,7 @@ def cache_key(target: str, request: ExportRequest, tool_versions: dict[str, str]
         "overrides": sorted(request.overrides), "weights": _file_digest(request.weights),
         "settings": sorted(request.settings), "versions": tool_versions, "zoo": zoo_code_hash(),
         "exporter": hashlib.sha256(exporter_code).hexdigest()[:16],
+        "source": zoo.resolve(request.model).source_digest,  # a user model's own code or ONNX file
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 

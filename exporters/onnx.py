@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import zoo
 from bench.core.artifact import ExportArtifact, ExportRequest
+from bench.core.errors import UserError
 from bench.core.optional import versions_of
-from bench.zoo import build_model
+from bench.zoo import build_model, user
 from exporters.base import cached_export
 
 OPSET = 18  # pinned: the artifact's meaning must not move with torch's default
@@ -83,12 +85,59 @@ def parity(path: Path, model: torch.nn.Module, x: torch.Tensor) -> dict:
             "tolerance": PARITY_TOLERANCE, "passed": bool(err <= PARITY_TOLERANCE * scale)}
 
 
+def import_onnx(spec, path: Path) -> ExportArtifact:
+    """A model that exists only as ONNX: its input fixed to the declared size (a dynamic batch or spatial
+    dimension becomes static), checked, and run once through ONNX Runtime to be sure it loads and computes."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(spec.onnx_path)
+    inputs = user.graph_inputs(model)
+    if len(inputs) != 1:
+        raise UserError(f"model {spec.name}: {spec.onnx_path} has {len(inputs)} inputs; one image input is supported")
+    dims = inputs[0].type.tensor_type.shape.dim
+    if len(dims) != len(spec.input_size):
+        raise UserError(f"model {spec.name}: input {inputs[0].name} has {len(dims)} dimensions, not NCHW")
+    for dim, value in zip(dims, spec.input_size):
+        if dim.HasField("dim_value") and dim.dim_value != value:
+            raise UserError(f"model {spec.name}: input {inputs[0].name} is fixed at {dim.dim_value} where "
+                            f"input_size asks {value}; set input_size to the model's own size")
+        dim.ClearField("dim_param")
+        dim.dim_value = int(value)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"onnx.checker rejected {spec.name} ({spec.onnx_path}): {str(e).splitlines()[0]}") from None
+    onnx.save(model, str(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal(spec.input_size).astype(np.float32)
+    out = sess.run(None, {inputs[0].name: x})[0]
+    ops: dict[str, int] = {}
+    for node in model.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return ExportArtifact(
+        model=spec.name, target="onnx", precision="fp32", path=str(path), input_name=inputs[0].name,
+        input_shape=tuple(spec.input_size), input_dtype="float32", output_name=sess.get_outputs()[0].name,
+        sha256="", cache_key="", metadata={"source_onnx": spec.onnx_path, "opset": _opset(model),
+                                           "ops": dict(sorted(ops.items())), "output_shape": list(out.shape),
+                                           "build": {"name": spec.name, "deploy": True, "origin": spec.origin}})
+
+
+def _opset(model) -> int | None:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
 def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, bool]:
     import onnx
 
+    spec = zoo.resolve(request.model)
+    if spec.onnx_path:
+        return cached_export("onnx", request, cache_dir, tool_versions(), "model.onnx",
+                             lambda path: import_onnx(spec, path))
+
     def build(path: Path) -> ExportArtifact:
         model = build_model(request)
-        spec_shape = (1, 3, 224, 224)
+        spec_shape = tuple(spec.input_size)
         x = torch.randn(spec_shape, generator=torch.Generator().manual_seed(0))
         exporter = _quiet_export(model, x, path)
         bn_left = _fold_batchnorm(path)

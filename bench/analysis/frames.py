@@ -30,7 +30,8 @@ PAPER_RUN_ID = "paper"
 
 
 def load_runs(paths: list[Path]):
-    """Read run files (each checked by store.load_run); a model the zoo does not know is an error."""
+    """Read run files (each checked by store.load_run). A model this process does not know (a user model
+    declared elsewhere) is tabulated from what its results recorded: label, family, params, MACs, top-1."""
 
     known = zoo.model_specs()
     runs, seen = [], set()
@@ -39,11 +40,10 @@ def load_runs(paths: list[Path]):
         if run.run_id in seen:  # the same run reached twice (a folder and a file in it)
             continue
         seen.add(run.run_id)
-        unknown = sorted({c.model for c in run.cells if c.model not in known})
-        if unknown:
-            raise UserError(f"results file {path} has model {unknown[0]!r} that the model zoo does not know; "
-                            "update mobileone-bench or leave that file out of --results (`bench models` lists "
-                            "the known ones)")
+        for c in run.cells:
+            if c.model not in known:  # a user's model (or a newer zoo's): what the result recorded of it
+                zoo.register_recorded(c.model, c.model_info or {})
+                known = zoo.model_specs()
         runs.append(run)
     if not any(run.cells for run in runs):
         raise UserError(f"no measured cells in {', '.join(map(str, paths))}; run `bench run` first, "
@@ -165,7 +165,7 @@ def models_frame(names, known: dict[str, tuple[float, float]] | None = None) -> 
             params_m, macs_m = c.params_m, c.macs_m
         row = {"model": name, "paper_name": spec.paper_name, "family": spec.family, "order": order[name],
                "top1": spec.top1, "params_m": params_m, "macs_m": macs_m, "in_study": spec.in_study,
-               "mobileone": spec.family.startswith("mobileone")}
+               "mobileone": spec.family.startswith("mobileone"), "user": spec.is_user}
         for platform in PAPER_PLATFORMS:
             row[f"paper_{platform}"] = spec.paper_latency_ms.get(platform)
         rows.append(row)

@@ -21,6 +21,7 @@ from bench.core.errors import MissingBackendError
 
 C_MOBILEONE = "#d62728"
 C_OTHER = "#1f77b4"
+C_USER = "#2ca02c"  # the user's own models
 C_TRAIN = "#ff7f0e"
 C_FRONT = "0.35"
 LOG_SPAN = 8.0  # values spanning at least this factor get a log axis
@@ -300,23 +301,30 @@ def _series_name(label: str) -> str:
 
 
 def _scatter_models(ax, x, y, g: pd.DataFrame) -> list:
-    """MobileOne as red stars, the others as blue dots; the handles, MobileOne first."""
-    mo = g["mobileone"].astype(bool).to_numpy()
+    """The user's own models as green diamonds, MobileOne as red stars, the others as blue dots; the
+    handles, highlighted ones first."""
+    yours = g["user"].astype(bool).to_numpy() if "user" in g else np.zeros(len(g), bool)
+    mo = g["mobileone"].astype(bool).to_numpy() & ~yours
     x, y = np.asarray(x, float), np.asarray(y, float)
     handles = []
+    if yours.any():
+        handles.append(ax.scatter(x[yours], y[yours], marker="D", s=70, color=C_USER, edgecolor="white", lw=0.5,
+                                  zorder=5, label="your models"))
     if mo.any():
         handles.append(ax.scatter(x[mo], y[mo], marker="*", s=150, color=C_MOBILEONE, edgecolor="white", lw=0.5,
                                   zorder=4, label="MobileOne"))
-    if (~mo).any():
-        handles.append(ax.scatter(x[~mo], y[~mo], s=32, color=C_OTHER, edgecolor="white", lw=0.5, zorder=4,
+    rest = ~mo & ~yours
+    if rest.any():
+        handles.append(ax.scatter(x[rest], y[rest], s=32, color=C_OTHER, edgecolor="white", lw=0.5, zorder=4,
                                   label="other models"))
     return handles
 
 
 def _label_order(g: pd.DataFrame) -> list:
-    """MobileOne first: the highlighted points get the nearest spots."""
-    mo = g["mobileone"].astype(bool)
-    return list(g.index[mo]) + list(g.index[~mo])
+    """The user's models, then MobileOne: the highlighted points get the nearest spots."""
+    yours = g["user"].astype(bool) if "user" in g else pd.Series(False, index=g.index)
+    mo = g["mobileone"].astype(bool) & ~yours
+    return list(g.index[yours]) + list(g.index[mo]) + list(g.index[~mo & ~yours])
 
 
 # ---------------------------------------------------------------- figures

@@ -12,6 +12,7 @@ from bench.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, Use
 from bench.pipeline import export_request, run_suite
 from bench.progress import RichReporter, print_summary
 from bench.store import find_run, load_run
+from bench.zoo import user
 from devices.registry import DEVICES, availability, get_device
 from exporters.base import copy_artifact, get_exporter
 
@@ -20,8 +21,12 @@ def _suite_from_args(args):
 
     cfg = load_config(args.config)
     overrides = parse_option_flags(getattr(args, "option", None))
+    files = tuple(user.from_model_file(f) for f in getattr(args, "model_file", None) or ())
+    models = args.models
+    if files and models is None:  # `bench run --model-file m.onnx` times that file alone
+        models = ",".join(m.name for m in files)
     return with_cli(
-        cfg, models=args.models, devices=args.device, protocol=getattr(args, "protocol", None),
+        cfg, models=models, user_models=(cfg.user_models + files) if files else None, devices=args.device, protocol=getattr(args, "protocol", None),
         threads=_threads(getattr(args, "threads", None)), out=getattr(args, "out", None),
         cache=getattr(args, "cache_dir", None), form="train" if getattr(args, "train_form", False) else
         ("both" if getattr(args, "both_forms", False) else None), activation=getattr(args, "activation", None),
@@ -142,6 +147,8 @@ def _suite_arguments(p, run: bool) -> None:
     p.add_argument("--device", action="append", metavar="NAME",
                    help="device(s) to use, repeatable or comma-separated (default: bench.toml's)")
     p.add_argument("--models", metavar="PATTERN", help="names, paper names, wildcards, 'all' or 'study'")
+    p.add_argument("--model-file", action="append", metavar="PATH.onnx",
+                   help="time an ONNX file (repeatable); without --models, only these files are measured")
     p.add_argument("--config", metavar="FILE", help="suite file (default: ./bench.toml if present)")
     p.add_argument("--cache-dir", metavar="DIR", help="artifact cache (default: ~/.cache/mobileone-bench)")
     p.add_argument("--activation", choices=("relu", "original"),

@@ -190,7 +190,7 @@ class MobileOne(nn.Module):
 
 @dataclass(frozen=True)
 class SVariant:
-    """One row of the authors' PARAMS (see results/reference/mobileone_variants.csv)."""
+    """One row of the authors' PARAMS (see bench/data/reference/mobileone_variants.csv)."""
 
     alphas: tuple[float, float, float, float]
     k: int

@@ -15,7 +15,7 @@ from torch import nn
 from bench import reference
 from bench.core.device import PAPER_PLATFORMS
 from bench.core.errors import UserError
-from bench.zoo import mobileone, repvgg
+from bench.zoo import mobileone, repvgg, user
 from bench.zoo.surgery import reparameterize
 
 ACTIVATIONS = ("relu", "original")
@@ -41,6 +41,15 @@ class ModelSpec:
     paper_latency_ms: Mapping[str, float | None]
     input_size: tuple[int, int, int, int] = (1, 3, 224, 224)
     in_study: bool = True  # one of the 20 models of the paper's latency study
+    origin: str = "zoo"  # or where a user model was declared (config file, entry point, model file)
+    onnx_path: str | None = None  # a model that exists only as an ONNX file
+    weights: str | None = None  # the weights its declaration names (a suite's --weights wins)
+    deploy_fn: Callable | None = field(default=None, repr=False, compare=False)  # train -> inference form
+    source_digest: str = ""  # what the model's own code/files hash to (user models; the zoo's is zoo_code_hash)
+
+    @property
+    def is_user(self) -> bool:
+        return self.origin != "zoo"
 
 
 @dataclass(frozen=True)
@@ -157,15 +166,71 @@ def paper_order() -> dict[str, int]:
 
 
 @functools.cache
-def model_specs() -> dict[str, ModelSpec]:
+def _zoo_specs() -> dict[str, ModelSpec]:
     return _build_registry()
+
+
+_USER: dict[str, ModelSpec] = {}  # user models registered in this process (config, --model-file, results)
+
+
+@functools.cache
+def _entry_point_specs() -> dict[str, ModelSpec]:
+    return {m.name: user_spec(m) for m in user.entry_point_models()}
+
+
+def model_specs() -> dict[str, ModelSpec]:
+    """Every model this process knows: the zoo, installed entry points, and user models registered."""
+    specs = dict(_zoo_specs())
+    for name, spec in {**_entry_point_specs(), **_USER}.items():
+        _refuse_clash(specs, spec)
+        specs[name] = spec
+    return specs
+
+
+def _refuse_clash(specs: dict[str, ModelSpec], spec: ModelSpec) -> None:
+    table = {_normalize(s.name): s for s in specs.values()} | {_normalize(s.paper_name): s for s in specs.values()}
+    other = table.get(_normalize(spec.name)) or table.get(_normalize(spec.paper_name))
+    if other is not None and other.name != spec.name or (spec.name in specs and specs[spec.name].origin != spec.origin
+                                                         and specs[spec.name] is not spec):
+        other = other or specs[spec.name]
+        raise UserError(f"model name {spec.name!r} ({spec.origin}) clashes with {other.name!r} ({other.origin}); "
+                        "rename one of them")
+
+
+def user_spec(m: user.UserModel) -> ModelSpec:
+    return ModelSpec(
+        name=m.name, paper_name=m.label or m.name, family="user", builder=user.builder(m) if m.factory else None,
+        reparameterizable=bool(m.deploy), activation_swap=False, reference_params_m=None, reference_macs_m=None,
+        reference_source=m.origin, top1=m.top1, paper_latency_ms={}, input_size=(1, *m.input_size),
+        in_study=False, origin=m.origin, onnx_path=m.onnx, weights=m.weights, deploy_fn=user.deployer(m),
+        source_digest=user.source_digest(m))
+
+
+def register_user_models(models) -> None:
+    """Add user models to the registry (refusing a name another model already has, naming both origins)."""
+    for m in models:
+        if m.name in _USER and _USER[m.name].origin == m.origin:
+            continue
+        spec = user_spec(m)
+        _refuse_clash({**_zoo_specs(), **_entry_point_specs(), **_USER}, spec)
+        _USER[m.name] = spec
+
+
+def register_recorded(name: str, info: dict) -> None:
+    """A model known only from results (declared by a config or file not at hand): enough to tabulate it."""
+    if name in model_specs():
+        return
+    _USER[name] = ModelSpec(
+        name=name, paper_name=str(info.get("paper_name") or name), family=str(info.get("family") or "user"),
+        builder=None, reparameterizable=False, activation_swap=False, reference_params_m=None,
+        reference_macs_m=None, reference_source="recorded with the results", top1=info.get("top1"),
+        paper_latency_ms={}, in_study=False, origin="recorded with the results")
 
 
 def _normalize(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-@functools.cache
 def _aliases() -> dict[str, str]:
     """Normalized name or paper name -> registry name ('MobileOne-S0', 'mobileone-s0', 'MobileNetV2-x1.0')."""
     table = {}
@@ -251,7 +316,7 @@ def _name_seed(name: str) -> int:
 
 
 @torch.no_grad()
-def settle_batchnorm(model: nn.Module, seed: int, batch: int = 2, size: int = 128) -> None:
+def settle_batchnorm(model: nn.Module, seed: int, batch: int = 2, size: int = 128, channels: int = 3) -> None:
     """Re-estimate every BN's running statistics on one fixed random batch (a no-op without BN).
 
     At raw random init, BN's running statistics (mean 0, var 1) do not match the activations, which grow
@@ -267,7 +332,7 @@ def settle_batchnorm(model: nn.Module, seed: int, batch: int = 2, size: int = 12
         m.momentum = None  # a cumulative average: after one batch, exactly that batch's statistics
     was_training = model.training
     model.train()
-    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(seed))
     try:
         model(x)
     finally:
@@ -284,6 +349,13 @@ def create_model(name: str, *, deploy: bool = True, weights: str | None = None, 
     `weights` loads a local state_dict: an unfused (train-form) one is loaded then fused when deploy=True;
     a fused one (keys with `reparam_conv`) only fits the deploy form."""
     spec = resolve(name)
+    if spec.onnx_path:
+        raise UserError(f"model {spec.name} exists only as ONNX ({spec.onnx_path}); this device needs the PyTorch "
+                        "model: measure it on cpu or trt, or declare a factory in bench.toml")
+    if spec.builder is None:
+        raise UserError(f"model {spec.name} is known only from results ({spec.origin}); load the config that "
+                        "declares it (--config) to build it")
+    weights = weights or spec.weights
     if activation not in ACTIVATIONS:
         raise UserError(f"activation {activation!r} is not allowed; use one of {', '.join(ACTIVATIONS)}")
     effective_activation = activation if spec.activation_swap else "original"
@@ -299,9 +371,13 @@ def create_model(name: str, *, deploy: bool = True, weights: str | None = None, 
     if state is not None:
         _load_into(model, state, weights)
     elif not any(p.is_meta for p in model.parameters()):
-        settle_batchnorm(model, seed=_name_seed(spec.name))
+        # User models settle at their own input size (a fixed-size head would refuse another one).
+        settle_batchnorm(model, seed=_name_seed(spec.name),
+                         **({"size": spec.input_size[-1], "channels": spec.input_size[1]} if spec.is_user else {}))
     model.eval()
-    if deploy and spec.reparameterizable and not fused_weights:
+    if deploy and spec.deploy_fn is not None:
+        model = spec.deploy_fn(model).eval()
+    elif deploy and spec.reparameterizable and not fused_weights:
         model = reparameterize(model)
     model.build_info = BuildInfo(
         name=spec.name, deploy=deploy, activation=effective_activation,

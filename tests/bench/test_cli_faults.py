@@ -52,13 +52,14 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path):
     env = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from bench.cli import main; sys.exit(main(sys.argv[1:]))", "run",
-         "--device", "cpu", "--models", "mobileone_mu0,mobileone_mu1,mobileone_mu2", "--protocol", "default",
+         "--device", "cpu,torch", "--models", "mobileone_mu0,mobileone_mu1,mobileone_mu2,mobileone_s0",
+         "--protocol", "default",
          "--threads", "1", "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not list(out.glob("*.json")):
             time.sleep(0.2)
-        time.sleep(2.0)  # inside the first cell
+        time.sleep(0.5)  # inside the first cells (8 cells of up to 5 s each are left)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:

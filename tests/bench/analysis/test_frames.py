@@ -1,4 +1,5 @@
 """Loading runs into tidy frames: merging machines, newest cell per key, --all, the paper as cells, errors."""
+from dataclasses import replace
 import json
 
 import pytest
@@ -99,10 +100,20 @@ def test_unknown_schema_is_a_one_line_error(tmp_path, write_run, mk):
     assert "schema 99" in _one_line(err) and "upgrade" in str(err.value)
 
 
-def test_a_model_the_zoo_does_not_know_is_a_one_line_error(tmp_path, write_run, mk):
+def test_a_model_declared_elsewhere_is_tabulated_from_what_its_results_recorded(tmp_path, write_run, mk):
+    """A user model whose declaring config is not at hand (another folder, a --model-file run): its label,
+    family and counts come from the results, and it is marked as the user's own."""
+    from bench.zoo import registry
+
     env = mk.env("host-a", "AMD EPYC")
-    path = write_run("20260101-090000-aaaa", env, [mk.cell("resnet50", "cpu", 50.0, env)])
-    with pytest.raises(UserError) as err:
-        load_dataset([str(path)], tmp_path)
-    text = _one_line(err)
-    assert "'resnet50'" in text and str(path) in text and "bench models" in text
+    cell = replace(mk.cell("resnet50", "cpu", 50.0, env),
+                   model_info={"params_m": 25.6, "macs_m": 4100.0, "paper_name": "ResNet-50", "family": "user",
+                               "top1": 76.1})
+    path = write_run("20260101-090000-aaaa", env, [cell, mk.cell("mobileone_s0", "cpu", 1.0, env)])
+    try:
+        data = load_dataset([str(path)], tmp_path)
+        row = data.models.set_index("model").loc["resnet50"]
+        assert row["paper_name"] == "ResNet-50" and row["macs_m"] == 4100.0 and row["top1"] == 76.1
+        assert bool(row["user"]) and not bool(data.models.set_index("model").loc["mobileone_s0", "user"])
+    finally:
+        registry._USER.clear()
