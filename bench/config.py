@@ -42,6 +42,8 @@ class SuiteConfig:
     weights: str | None = None
     device_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     user_models: tuple[UserModel, ...] = ()  # [models.NAME] tables and --model-file files, paths resolved
+    input_size: tuple[int, int, int] | None = None  # (C, H, W) for every model; None: each model's own
+    batch: int = 1  # the paper's protocol is batch 1
 
     @property
     def cache_dir(self) -> Path:
@@ -69,6 +71,8 @@ class SuiteConfig:
         d["device_options"] = tuple(sorted((k, tuple(sorted(v.items())))
                                            for k, v in d.get("device_options", {}).items()))
         d["user_models"] = tuple(UserModel.from_dict(m) for m in d.get("user_models", ()))
+        if d.get("input_size") is not None:
+            d["input_size"] = tuple(d["input_size"])
         return validate(cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__}))
 
 
@@ -119,6 +123,12 @@ def validate(cfg: SuiteConfig) -> SuiteConfig:
     if cfg.activation not in ACTIVATIONS:
         raise UserError(f"activation = {cfg.activation!r} is not allowed; use one of {', '.join(ACTIVATIONS)}")
     check_paths(cfg)
+    if cfg.input_size is not None and (
+            not isinstance(cfg.input_size, tuple) or len(cfg.input_size) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in cfg.input_size)):
+        raise UserError(f"input_size = {cfg.input_size!r} must be [channels, height, width], e.g. [3, 256, 256]")
+    if isinstance(cfg.batch, bool) or not isinstance(cfg.batch, int) or not 1 <= cfg.batch <= MAX_BATCH:
+        raise UserError(f"batch = {cfg.batch!r} must be a whole number from 1 to {MAX_BATCH}")
     for device, options in cfg.device_options:
         check_device_options(device, dict(options))
     return cfg
@@ -161,7 +171,9 @@ def device_options_help(device: str) -> dict[str, tuple[type, tuple | None, str]
     return {o.name: (o.type, o.allowed, o.help) for o in DEVICES[device].options}
 
 
-SUITE_KEYS = {"models", "devices", "protocol", "threads", "out", "cache", "form", "activation", "weights"}
+SUITE_KEYS = {"models", "devices", "protocol", "threads", "out", "cache", "form", "activation", "weights",
+              "input_size", "batch"}
+MAX_BATCH = 1024
 
 
 def parse_toml(text: str, source: str, base: Path | None = None) -> SuiteConfig:
@@ -191,6 +203,11 @@ def parse_toml(text: str, source: str, base: Path | None = None) -> SuiteConfig:
         if not isinstance(devs, list) or not all(isinstance(d, str) for d in devs):
             raise UserError(f"{source}: suite.devices = {suite['devices']!r} must be a list of device names")
         kw["devices"] = tuple(devs)
+    if "input_size" in suite:
+        size = suite["input_size"]
+        kw["input_size"] = tuple(size) if isinstance(size, list) else size
+    if "batch" in suite:
+        kw["batch"] = suite["batch"]
     if "threads" in suite:
         t = suite["threads"]
         if t != "auto":

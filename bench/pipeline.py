@@ -33,7 +33,16 @@ def export_request(cfg: SuiteConfig, model: str, device: str, deploy: bool) -> E
     """What to export for a (model, device) of a suite: the model as configured, and the device options
     that its spec says shape the artifact (the rest only shape the runner)."""
     settings = get_device(device).artifact_settings(cfg.options_for(device))
-    return ExportRequest(model, activation=cfg.activation, weights=cfg.weights, deploy=deploy, settings=settings)
+    return ExportRequest(model, activation=cfg.activation, weights=cfg.weights, deploy=deploy, settings=settings,
+                         input_shape=suite_input_shape(cfg, model))
+
+
+def suite_input_shape(cfg: SuiteConfig, model: str) -> tuple[int, ...] | None:
+    """The NCHW input the suite asks for `model` (--input-size, --batch), or None for the model's own size
+    at batch 1 (the paper's protocol), which keeps default artifacts keyed as before."""
+    if cfg.input_size is None and cfg.batch == 1:
+        return None
+    return (cfg.batch, *(cfg.input_size or zoo.resolve(model).input_size[1:]))
 
 
 @dataclass(frozen=True)
@@ -96,11 +105,12 @@ def check_devices(cfg: SuiteConfig) -> None:
 def _model_info(model: str, cfg: SuiteConfig) -> dict:
     """What the result records of its model: enough to tabulate and plot it without the declaring config."""
     spec = zoo.resolve(model)
-    c = zoo.spec_complexity(model, activation=cfg.activation, cache_dir=cfg.cache_dir)
+    shape = suite_input_shape(cfg, model) or spec.input_size
+    c = zoo.spec_complexity(model, activation=cfg.activation, cache_dir=cfg.cache_dir, input_size=tuple(shape))
     return {"paper_name": spec.paper_name, "family": spec.family, "params_m": c.params_m, "macs_m": c.macs_m,
             "activation": cfg.activation if spec.activation_swap else "original",
             "se_gate": "hard-sigmoid kept" if spec.activation_swap else "n/a", "top1": spec.top1,
-            "origin": spec.origin, "input_size": list(spec.input_size)}
+            "origin": spec.origin, "input_size": list(shape)}
 
 
 def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int, run_env: dict,
@@ -130,7 +140,7 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
             first_ms = None
             if not runner.self_timed:
                 _, first_ms = timed_ms(runner.infer)
-                check_output(runner, cell)
+                check_output(runner, cell, batch=cfg.batch)
             stage = "run"
             probe = ContentionProbe() if device.contention_probe else None
             m = measure(runner if runner.self_timed else runner.infer, protocol, probe=probe,
@@ -144,20 +154,23 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
         where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb and not isinstance(e, UserError) else ""
         result = LatencyResult(**base, status=FAILED, error=f"{type(e).__name__}: {detail}{where}",
                                error_stage=stage)
+    # A size or batch other than the model's own is another comparison; the default stays "" so runs of the
+    # paper's protocol compare with those recorded before the key had the field.
+    asked = suite_input_shape(cfg, cell.model)
     key = ComparabilityKey.of(run_env, result.device, result.runner, threads, result.precision,
-                              cell.runner.runtime)
+                              cell.runner.runtime, input_shape="x".join(map(str, asked)) if asked else "")
     return replace(result, env_key=key, finished=now_iso())
 
 
-def check_output(runner, cell: Cell) -> None:
+def check_output(runner, cell: Cell, batch: int = 1) -> None:
     """Once per cell, before timing: the first inference's output is finite and holds one row per input
     (a model with NaN weights, or a broken conversion, is recorded as failed, never timed as ok)."""
     if not runner.supports_output:
         return  # the outside tool keeps its output (trtexec, benchmark_model); its parity is checked at export
     out = np.asarray(runner.output())
-    if out.size == 0 or out.ndim < 1 or out.shape[0] != 1:
+    if out.size == 0 or out.ndim < 1 or out.shape[0] != batch:
         raise OutputCheckError(f"{cell.model} on {cell.device}: output shape {tuple(out.shape)} is not one row "
-                               "per input (batch 1)")
+                               f"per input (batch {batch})")
     bad = int(out.size - np.isfinite(out.astype(np.float64)).sum())
     if bad:
         raise OutputCheckError(f"{cell.model} on {cell.device}: {bad} of {out.size} output values are NaN or "

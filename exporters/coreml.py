@@ -345,7 +345,7 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     def build(path: Path) -> ExportArtifact:
 
         model = zoo.build_model(request)
-        shape = tuple(zoo.resolve(request.model).input_size)
+        shape = zoo.input_shape(request)
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
         out_shape, peak = activation_peak(model, x)
         notes: list[str] = []

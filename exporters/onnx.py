@@ -85,7 +85,7 @@ def parity(path: Path, model: torch.nn.Module, x: torch.Tensor) -> dict:
             "tolerance": PARITY_TOLERANCE, "passed": bool(err <= PARITY_TOLERANCE * scale)}
 
 
-def import_onnx(spec, path: Path) -> ExportArtifact:
+def import_onnx(spec, path: Path, shape: tuple[int, ...]) -> ExportArtifact:
     """A model that exists only as ONNX: its input fixed to the declared size (a dynamic batch or spatial
     dimension becomes static), checked, and run once through ONNX Runtime to be sure it loads and computes."""
     import onnx
@@ -96,9 +96,9 @@ def import_onnx(spec, path: Path) -> ExportArtifact:
     if len(inputs) != 1:
         raise UserError(f"model {spec.name}: {spec.onnx_path} has {len(inputs)} inputs; one image input is supported")
     dims = inputs[0].type.tensor_type.shape.dim
-    if len(dims) != len(spec.input_size):
+    if len(dims) != len(shape):
         raise UserError(f"model {spec.name}: input {inputs[0].name} has {len(dims)} dimensions, not NCHW")
-    for dim, value in zip(dims, spec.input_size):
+    for dim, value in zip(dims, shape):
         if dim.HasField("dim_value") and dim.dim_value != value:
             raise UserError(f"model {spec.name}: input {inputs[0].name} is fixed at {dim.dim_value} where "
                             f"input_size asks {value}; set input_size to the model's own size")
@@ -110,14 +110,14 @@ def import_onnx(spec, path: Path) -> ExportArtifact:
         raise ExportError(f"onnx.checker rejected {spec.name} ({spec.onnx_path}): {str(e).splitlines()[0]}") from None
     onnx.save(model, str(path))
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal(spec.input_size).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     out = sess.run(None, {inputs[0].name: x})[0]
     ops: dict[str, int] = {}
     for node in model.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
     return ExportArtifact(
         model=spec.name, target="onnx", precision="fp32", path=str(path), input_name=inputs[0].name,
-        input_shape=tuple(spec.input_size), input_dtype="float32", output_name=sess.get_outputs()[0].name,
+        input_shape=tuple(shape), input_dtype="float32", output_name=sess.get_outputs()[0].name,
         sha256="", cache_key="", metadata={"source_onnx": spec.onnx_path, "opset": _opset(model),
                                            "ops": dict(sorted(ops.items())), "output_shape": list(out.shape),
                                            "build": {"name": spec.name, "deploy": True, "origin": spec.origin}})
@@ -133,11 +133,11 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     spec = zoo.resolve(request.model)
     if spec.onnx_path:
         return cached_export("onnx", request, cache_dir, tool_versions(), "model.onnx",
-                             lambda path: import_onnx(spec, path))
+                             lambda path: import_onnx(spec, path, zoo.input_shape(request)))
 
     def build(path: Path) -> ExportArtifact:
         model = build_model(request)
-        spec_shape = tuple(spec.input_size)
+        spec_shape = zoo.input_shape(request)
         x = torch.randn(spec_shape, generator=torch.Generator().manual_seed(0))
         exporter = _quiet_export(model, x, path)
         bn_left = _fold_batchnorm(path)

@@ -541,7 +541,7 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     def build(path: Path) -> ExportArtifact:
 
         start = time.perf_counter()
-        input_shape = zoo.resolve(request.model).input_size
+        input_shape = zoo.input_shape(request)
         data = representative_data(s, input_shape[-1])
         t0 = time.perf_counter()
         model, bn_note = build_model(request, s, data.calibration)

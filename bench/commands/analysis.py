@@ -2,12 +2,15 @@
 correlations."""
 from __future__ import annotations
 
+import fnmatch
+from dataclasses import replace
+
 import math
 import sys
 from pathlib import Path
 
 from bench.analysis.correlate import EXACT_P_MAX_N, analysis_frames, records
-from bench.analysis.frames import PLATFORM_SHORT, load_dataset
+from bench.analysis.frames import PLATFORM_SHORT, Dataset, load_dataset
 from bench.analysis.plots import plot_all
 from bench.analysis.tables import EXTENSIONS, build_table, render
 from bench.commands import print_json
@@ -50,7 +53,7 @@ def _write(path: Path, text: str, writer) -> None:
 
 def cmd_plot(args) -> int:
 
-    ds = _dataset(args)
+    ds = highlighted(_dataset(args), args.highlight)
     out_dir = Path(args.out) if args.out else PLOTS_DIR
     try:
         written, skipped = plot_all(ds, out_dir)
@@ -61,6 +64,19 @@ def cmd_plot(args) -> int:
     for reason in skipped:
         print(f"skipped: {reason}", file=sys.stderr)
     return 0
+
+
+def highlighted(ds: Dataset, pattern: str | None) -> Dataset:
+    """The dataset with the models `pattern` names marked like the user's own (drawn as green diamonds)."""
+    if not pattern:
+        return ds
+    terms = [t.strip() for t in pattern.split(",") if t.strip()]
+    names = set(ds.cells["model"]) | set(ds.models["model"])
+    chosen = {n for n in names if any(fnmatch.fnmatchcase(n, term) for term in terms)}
+    if not chosen:
+        raise UserError(f"--highlight {pattern!r} matches none of the models shown: {', '.join(sorted(names))}")
+    mark = lambda frame: frame.assign(user=frame["user"].astype(bool) | frame["model"].isin(chosen))  # noqa: E731
+    return replace(ds, cells=mark(ds.cells), models=mark(ds.models))
 
 
 def _num(v, fmt: str = ".2f") -> str:
@@ -180,6 +196,9 @@ def register(sub) -> None:
                                     "rank agreement, reparameterization ablation (PNG and SVG)")
     _results_arguments(p)
     p.add_argument("--out", metavar="DIR", help="folder for the figures (default: results/plots)")
+    p.add_argument("--highlight", metavar="PATTERN",
+                   help="also highlight these models (comma-separated names or wildcards) as your own; models "
+                        "declared in bench.toml, --model-file or entry points always are")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("analyze", help="Spearman of latency vs MACs and params, agreement with the paper, "

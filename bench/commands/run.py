@@ -26,11 +26,37 @@ def _suite_from_args(args):
     if files and models is None:  # `bench run --model-file m.onnx` times that file alone
         models = ",".join(m.name for m in files)
     return with_cli(
-        cfg, models=models, user_models=(cfg.user_models + files) if files else None, devices=args.device, protocol=getattr(args, "protocol", None),
+        cfg, input_size=_input_size(getattr(args, "input_size", None)), batch=_batch(getattr(args, "batch", None)),
+        models=models, user_models=(cfg.user_models + files) if files else None, devices=args.device, protocol=getattr(args, "protocol", None),
         threads=_threads(getattr(args, "threads", None)), out=getattr(args, "out", None),
         cache=getattr(args, "cache_dir", None), form="train" if getattr(args, "train_form", False) else
         ("both" if getattr(args, "both_forms", False) else None), activation=getattr(args, "activation", None),
         weights=getattr(args, "weights", None), device_options=overrides or None)
+
+
+def _input_size(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        parts = [int(p) for p in text.lower().replace(",", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = [3, parts[0], parts[0]]
+    elif len(parts) == 2:
+        parts = [3, *parts]
+    if len(parts) != 3 or min(parts) < 1:
+        raise UserError(f"--input-size {text!r} must be SIZE, HxW or CxHxW with positive whole numbers, e.g. 256")
+    return tuple(parts)
+
+
+def _batch(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--batch {text!r} must be a whole number >= 1") from None
 
 
 def _threads(value: str | None):
@@ -147,6 +173,9 @@ def _suite_arguments(p, run: bool) -> None:
     p.add_argument("--device", action="append", metavar="NAME",
                    help="device(s) to use, repeatable or comma-separated (default: bench.toml's)")
     p.add_argument("--models", metavar="PATTERN", help="names, paper names, wildcards, 'all' or 'study'")
+    p.add_argument("--input-size", metavar="SIZE",
+                   help="input for every model: 256 (3x256x256), 256x192 (HxW) or 3x256x192 (default: each model's own)")
+    p.add_argument("--batch", metavar="N", help="batch size (default 1, the paper's protocol)")
     p.add_argument("--model-file", action="append", metavar="PATH.onnx",
                    help="time an ONNX file (repeatable); without --models, only these files are measured")
     p.add_argument("--config", metavar="FILE", help="suite file (default: ./bench.toml if present)")

@@ -49,6 +49,7 @@ class ExportRequest:
     overrides: tuple[tuple[str, object], ...] = ()
     deploy: bool = True
     settings: tuple[tuple[str, object], ...] = ()  # exporter-specific, e.g. (("precision", "fp16"),)
+    input_shape: tuple[int, ...] | None = None  # NCHW; None: the model's declared size at batch 1
 
     def setting(self, key: str, default=None):
         return dict(self.settings).get(key, default)

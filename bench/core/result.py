@@ -345,6 +345,7 @@ class ComparabilityKey:
     device_name: str = ""  # a phone's model (imported numbers)
     os_version: str = ""  # a phone's OS version (imported numbers)
     compute_units: str = ""  # Core ML compute units (imported numbers)
+    input_shape: str = ""  # NCHW ("8x3x256x256") when a suite asked another size or batch; "" for the model's own
 
     def __post_init__(self):
         for f in fields(self):
@@ -355,7 +356,7 @@ class ComparabilityKey:
 
     @classmethod
     def of(cls, env: dict, device: str, runner: str, threads: int | None, precision: str,
-           runtime: str | None) -> "ComparabilityKey":
+           runtime: str | None, input_shape: str = "") -> "ComparabilityKey":
         """The key of a cell measured (or imported) in the run environment `env` (bench.env.capture(), or an
         import's record of the phone). `runtime` is the distribution whose version matters for this device
         (onnxruntime, torch, tensorrt, ...), or None; its version is read from env["libraries"]. A phone's
@@ -370,14 +371,15 @@ class ComparabilityKey:
                    runtime_version=f"{runtime} {libs.get(runtime, '?')}" if runtime else "",
                    gpu=str(gpu.get("name") or ""), device_name=str(env.get("device_name") or ""),
                    os_version=str(osinfo.get("version") or "") if "imported" in env else "",
-                   compute_units=str(env.get("compute_units") or ""))
+                   compute_units=str(env.get("compute_units") or ""), input_shape=input_shape)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict, *, strict: bool = False) -> "ComparabilityKey":
-        return cls(**_kwargs(cls, d, "a comparability key", strict=strict))
+        # input_shape came after the first schema-2 files: absent means the model's own size at batch 1.
+        return cls(**_kwargs(cls, d, "a comparability key", strict=strict, optional=("input_shape",)))
 
 
 def _key(value, *, strict: bool = False) -> ComparabilityKey | None:

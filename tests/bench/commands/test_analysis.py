@@ -102,3 +102,18 @@ def test_unknown_sort_is_one_line_exit_2(tmp_path, capsys, three_model_run):
     rc, _, err = run_bench(capsys, "table", "--results", str(three_model_run), "--sort", "speed",
                            "--out", str(tmp_path / "t.md"))
     assert rc == 2 and err.count("\n") == 1 and "--sort 'speed'" in err
+
+
+def test_highlight_marks_models_like_the_user_s_own(tmp_path, capsys, three_model_run):
+    from bench.analysis.frames import load_dataset
+    from bench.commands.analysis import highlighted
+
+    ds = highlighted(load_dataset([str(three_model_run)], tmp_path), "mobilenet*")
+    marked = set(ds.cells.loc[ds.cells["user"].astype(bool), "model"])
+    assert marked == {"mobilenetv2_100"}
+    rc, out, err = run_bench(capsys, "plot", "--results", str(three_model_run), "--out", str(tmp_path / "p"),
+                             "--highlight", "mobilenet*")
+    assert rc == 0, err
+    rc, _, err = run_bench(capsys, "plot", "--results", str(three_model_run), "--out", str(tmp_path / "p"),
+                           "--highlight", "nosuch")
+    assert rc == 2 and "--highlight 'nosuch' matches none" in err
