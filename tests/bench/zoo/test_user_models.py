@@ -116,6 +116,30 @@ def test_an_onnx_file_runs_on_cpu_and_fails_cleanly_where_pytorch_is_needed(tmp_
     assert abs(got.params - ref.params) <= 0.02 * ref.params  # BN's affine folded into the convs by the export
 
 
+def through_every_command(capsys, tmp_path, model: str, *extra: str) -> dict:
+    """bench models, export, run (quick), table and plot on one model; the run's cells by device."""
+    common = ["--cache-dir", str(tmp_path / "cache")]
+    rc, out, err = run_cli(capsys, "models", model, "--json", *extra)
+    assert rc == 0, err
+    rc, out, err = run_cli(capsys, "export", "--device", "cpu", "--models", model, *extra, *common)
+    assert rc == 0, err
+    rc, out, err = run_cli(capsys, "run", "--device", "cpu", "--models", model, "--protocol", "quick",
+                           "--threads", "1", "--out", str(tmp_path / "runs"), *extra, *common)
+    assert rc == 0, err
+    rc, out, err = run_cli(capsys, "table", "--results", str(tmp_path / "runs"), "--out", str(tmp_path / "t.md"))
+    assert rc == 0 and model in out, err
+    rc, out, err = run_cli(capsys, "plot", "--results", str(tmp_path / "runs"), "--out", str(tmp_path / "plots"))
+    assert rc == 0, err
+    cells = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())["cells"]
+    return {c["device"]: c for c in cells}
+
+
+def test_an_onnx_file_through_every_command(tmp_path, capsys):
+    onnx_path = _onnx_file(tmp_path, name="plain.onnx")
+    cells = through_every_command(capsys, tmp_path, "plain", "--model-file", str(onnx_path))
+    assert cells["cpu"]["status"] == "ok" and cells["cpu"]["model_info"]["origin"] == f"file {onnx_path}"
+
+
 def test_an_entry_point_model_is_listed_with_its_origin(tmp_path, capsys, monkeypatch):
     shutil.copy(EXAMPLE / "models.py", tmp_path / "ep_models.py")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -128,6 +152,8 @@ def test_an_entry_point_model_is_listed_with_its_origin(tmp_path, capsys, monkey
     assert rc == 0, err
     (row,) = json.loads(out)
     assert row["origin"].startswith("entry point") and row["params_m"] > 0
+    cells = through_every_command(capsys, tmp_path, "ep_tiny")
+    assert cells["cpu"]["status"] == "ok" and cells["cpu"]["model_info"]["origin"].startswith("entry point")
 
 
 BAD = {
