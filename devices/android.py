@@ -26,6 +26,7 @@ from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 from bench.core.errors import MissingBackendError, UserError
 from bench.core.protocol import Protocol
 from bench.core.runner import Availability, RunnerBase, RunnerOptions, TimedRound
+from devices import tflite
 from devices.benchmark_model_parser import BenchmarkOutput, delegated_share, parse
 
 REMOTE_DIR = "/data/local/tmp/mobileone-bench"
@@ -388,11 +389,5 @@ SPEC = DeviceSpec(
         OptionSpec("delegate", str, None, DELEGATES, "TFLite delegate (nnapi = the Pixel's TPU)"),
         OptionSpec("nnapi_accelerator", str, help="NNAPI accelerator name (default google-edgetpu)"),
         OptionSpec("op_profiling", bool, help="record which ops each delegate ran"),
-        OptionSpec("calibration", str, help="folder of calibration images (else a synthetic set)", shapes_artifact=True),
-        OptionSpec("calibration_count", int, help="number of calibration samples", shapes_artifact=True),
-        OptionSpec("allow_float_ops", bool, help="accept float compute ops left after conversion", shapes_artifact=True),
-        OptionSpec("parity_count", int, help="inputs on which the int8 model is compared with fp32 PyTorch",
-                   shapes_artifact=True),
-        OptionSpec("bn_reestimate", str, None, ("auto", "yes", "no"),
-                   "re-estimate BN statistics on the calibration set (auto: random weights only)", shapes_artifact=True),
+        *tflite.EXPORT_OPTIONS,
     ))

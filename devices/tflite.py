@@ -116,6 +116,17 @@ class TFLiteRunner(RunnerBase):
         self._interp = None
 
 
+# The int8 exporter's options: the same for the host (tflite) and the phone (android), which share it.
+EXPORT_OPTIONS = (
+    OptionSpec("calibration", str, help="folder of calibration images (else a synthetic set)", shapes_artifact=True),
+    OptionSpec("calibration_count", int, help="number of calibration samples", shapes_artifact=True),
+    OptionSpec("allow_float_ops", bool, help="accept float compute ops left after conversion", shapes_artifact=True),
+    OptionSpec("parity_count", int, help="inputs on which the int8 model is compared with fp32 PyTorch",
+               shapes_artifact=True),
+    OptionSpec("bn_reestimate", str, None, ("auto", "yes", "no"),
+               "re-estimate BN statistics on the calibration set (auto: random weights only)", shapes_artifact=True),
+)
+
 SPEC = DeviceSpec(
     "tflite", "full-integer int8 TFLite, LiteRT interpreter + XNNPACK", kind="mobile", precision="int8",
     paper_column="pixel6_tpu_ms", contention_probe=True,  # runs on this host's CPUs
@@ -123,12 +134,6 @@ SPEC = DeviceSpec(
                                      modules=("ai_edge_litert",), extra="tflite",
                                      export_modules=("litert_torch", "ai_edge_quantizer"))),),
     options=(
-        OptionSpec("calibration", str, help="folder of calibration images (else a synthetic set)", shapes_artifact=True),
-        OptionSpec("calibration_count", int, help="number of calibration samples", shapes_artifact=True),
-        OptionSpec("allow_float_ops", bool, help="accept float compute ops left after conversion", shapes_artifact=True),
-        OptionSpec("parity_count", int, help="inputs on which the int8 model is compared with fp32 PyTorch",
-                   shapes_artifact=True),
-        OptionSpec("bn_reestimate", str, None, ("auto", "yes", "no"),
-                   "re-estimate BN statistics on the calibration set (auto: random weights only)", shapes_artifact=True),
+        *EXPORT_OPTIONS,
         OptionSpec("xnnpack", bool, help="use the XNNPACK delegate (false: TFLite's builtin kernels)"),
     ))

@@ -1,6 +1,6 @@
 """Results and the paper's Table 1 as tidy frames: load runs, merge them, keep the newest cell per key, join the zoo.
 
-A *device key* names what makes two cells comparable (MEASUREMENT.md: CPU model, threads, runtime version,
+A *device key* names what makes two cells comparable (docs/measurement.md: CPU model, threads, runtime version,
 precision, GPU, phone): cells that share it are one column of a table and one series of a plot, wherever they
 were measured. Runs from different machines therefore merge into one frame; a re-run on the same machine
 supersedes the older cell.
