@@ -20,12 +20,29 @@ from bench.stats import summarize
 Clock = Callable[[], int]  # nanoseconds
 
 
-class ContentionProbe:
-    """How much of our CPUs other processes used over an interval: busy time of the CPUs in our affinity set
-    (from /proc/stat) minus this process's own CPU time, as a fraction of those CPUs' capacity."""
+CONTENTION_FLOOR = 0.05  # what a round tolerates even with no spare CPU: the kernel's and the VM's own noise
 
-    def __init__(self, stat_path: str = "/proc/stat"):
+
+def contention_threshold(threads: int | None, cpus: int) -> float:
+    """The share of our CPUs other processes may use before a round is redone, from what the round needs: a
+    parallel operator waits for its slowest thread, so with as many threads as CPUs (2 on 2) any foreign load
+    stalls it and only the floor is tolerated; each CPU the threads leave spare tolerates half of its share
+    (the scheduler does not always place the intruder there). 2 threads on 2 CPUs: 5%; 1 on 2: 30%; 1 on 8:
+    49%. A protocol's explicit `contention_threshold` overrides it."""
+    cpus = max(1, cpus)
+    used = min(cpus, threads or cpus)
+    return CONTENTION_FLOOR + 0.5 * (cpus - used) / cpus
+
+
+class ContentionProbe:
+    """How much of our CPUs other processes used over an interval: busy time (steal included, as the kernel
+    reports it for a VM's CPUs) of the CPUs in our affinity set, from /proc/stat, minus this process's own CPU
+    time, as a fraction of those CPUs' capacity. `threads` is what the measured runner uses: it sets the
+    threshold a round is judged by (see contention_threshold)."""
+
+    def __init__(self, stat_path: str = "/proc/stat", threads: int | None = None):
         self.stat_path = stat_path
+        self.threads = threads
         try:
             self.cpus = sorted(os.sched_getaffinity(0))
         except AttributeError:  # not Linux
@@ -50,6 +67,10 @@ class ContentionProbe:
                 busy += sum(v[:8]) - idle  # guest time is already inside user
                 found += 1
         return busy / self.tick if found else None
+
+    def threshold(self, p: Protocol) -> float:
+        return p.contention_threshold if p.contention_threshold is not None else \
+            contention_threshold(self.threads, len(self.cpus))
 
     def start(self) -> None:
         self._start = (self._busy_s(), time.process_time(), time.monotonic())
@@ -158,7 +179,7 @@ def measure_round(take: Callable[[], TimedRound], p: Protocol, probe: Contention
             probe.start()
         r = take()
         busy = probe.stop() if probe else None
-        quiet = busy is None or busy <= p.contention_threshold
+        quiet = busy is None or busy <= probe.threshold(p)
         if quiet or attempt == p.contention_retries:
             return RoundOutcome(r, busy, quiet, tuple(rejected))
         rejected.append({"samples_ms": list(r.samples_ms), "contention": busy})

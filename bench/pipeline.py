@@ -142,7 +142,7 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
                 _, first_ms = timed_ms(runner.infer)
                 check_output(runner, cell, batch=cfg.batch)
             stage = "run"
-            probe = ContentionProbe() if device.contention_probe else None
+            probe = ContentionProbe(threads=threads) if device.contention_probe else None
             m = measure(runner if runner.self_timed else runner.infer, protocol, probe=probe,
                         reload=runner.reload, on_round=lambda m: reporter.round_done(cell, m))
             result = _measured_result(base, m, load_ms, first_ms, runner.info(), runner.self_timed)

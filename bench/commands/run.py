@@ -9,6 +9,7 @@ from bench.commands import print_json
 from bench.config import SuiteConfig, load_config, parse_option_flags, with_cli, writable_folder
 from bench.console import print_table
 from bench.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, UserError
+from bench.env import usable_cores
 from bench.pipeline import export_request, run_suite
 from bench.progress import RichReporter, print_summary
 from bench.store import find_run, load_run
@@ -83,6 +84,11 @@ def cmd_run(args) -> int:
             cfg = with_cli(cfg, cache=args.cache_dir)
     else:
         cfg = _suite_from_args(args)
+    cores = usable_cores()
+    if cfg.threads and cfg.threads > cores:
+        print(f"bench: warning: {cfg.threads} threads on the {cores} cores this process may use: threads will "
+              "share cores, and every parallel operator waits for the slowest; pass --threads "
+              f"{cores} (or 'auto') for numbers that mean something", file=sys.stderr)
     reporter = RichReporter()
     try:
         with reporter:

@@ -127,7 +127,7 @@ def measure_ab_cell(model: str, base: Variant, head: Variant, protocol: Protocol
                     min_effect: float, first: str) -> tuple[Interleaved, RatioEstimate, str]:
     """Load both sides' runners, warm both up, then interleave their rounds until the verdict settles."""
     device = get_device(base.device)
-    probe = ContentionProbe() if device.contention_probe else None
+    probe = ContentionProbe(threads=base.threads) if device.contention_probe else None
     rb = make_runner(device.default_runner, RunnerOptions(threads=base.threads, extra=dict(base.options)))
     rh = make_runner(device.default_runner, RunnerOptions(threads=head.threads, extra=dict(head.options)))
     with rb, rh:

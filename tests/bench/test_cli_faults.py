@@ -121,3 +121,14 @@ def _parser_with(parser, func):
             args.func = func
             return args
     return Bound()
+
+
+def test_more_threads_than_usable_cores_warns_in_one_line(tmp_path, capsys, monkeypatch):
+    import bench.commands.run as run_command
+
+    monkeypatch.setattr(run_command, "usable_cores", lambda: 1)
+    rc = main(["run", "--device", "cpu", "--models", "mobileone_mu0", "--protocol", "quick", "--threads", "2",
+               "--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "bench: warning: 2 threads on the 1 cores this process may use" in err

@@ -146,8 +146,11 @@ def test_quick_preset_is_short():
     assert len(m.samples_ms) == 3 and fc.now / 1e9 < 2
 
 
-class ScriptedProbe:
-    def __init__(self, values):
+class ScriptedProbe(ContentionProbe):
+    """Scripted shares of our CPUs used by others; the threshold rule is the real one."""
+
+    def __init__(self, values, threads=None):
+        super().__init__(threads=threads)
         self.values = iter(values)
 
     def start(self):
@@ -202,3 +205,29 @@ def test_unknown_protocol_and_bad_override():
         with pytest.raises(UserError, match="max_s must be a positive number of seconds"):
             get_protocol("default", max_s=bad)
     assert get_protocol("default", max_s=float("inf")).max_s == float("inf")
+
+
+def test_the_threshold_follows_the_threads_and_cpus():
+    from bench.measure import CONTENTION_FLOOR, contention_threshold
+
+    assert contention_threshold(2, 2) == pytest.approx(CONTENTION_FLOOR)  # every CPU busy with our threads
+    assert contention_threshold(1, 2) == pytest.approx(0.30)
+    assert contention_threshold(1, 8) == pytest.approx(0.4875)
+    assert contention_threshold(16, 8) == pytest.approx(CONTENTION_FLOOR)  # oversubscribed: no slack either
+    assert contention_threshold(None, 4) == pytest.approx(CONTENTION_FLOOR)  # unknown threads: the strictest
+    assert contention_threshold(1, 8) > contention_threshold(2, 4) > contention_threshold(4, 4)
+
+
+def test_a_two_thread_round_on_two_cpus_is_redone_at_a_load_a_one_thread_round_tolerates():
+    p = Protocol("t", warmup_iters=0, warmup_s=0, min_rounds=1, max_rounds=1, round_min_iters=2,
+                 round_max_iters=2, target_rel_ci=None, contention_retries=1, contention_wait_s=0.0)
+    for threads, redone in ((2, 1), (1, 0)):
+        probe = ScriptedProbe([0.15, 0.0], threads=threads)
+        probe.cpus = [0, 1]
+        m = measure(FakeClock(fixed(1.0)).infer, p, clock=FakeClock(fixed(1.0)).clock, probe=probe, sleep=lambda s: None)
+        assert len(m.rejected_rounds) == redone
+    explicit = replace(p, contention_threshold=0.2)
+    probe = ScriptedProbe([0.15], threads=2)
+    probe.cpus = [0, 1]
+    m = measure(FakeClock(fixed(1.0)).infer, explicit, clock=FakeClock(fixed(1.0)).clock, probe=probe)
+    assert not m.rejected_rounds  # an explicit threshold overrides the rule

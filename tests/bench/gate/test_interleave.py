@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 
+from bench.measure import ContentionProbe
+
 from bench.core.protocol import get_protocol
 from bench.gate.interleave import BASE, HEAD, RoundMeasurer, abba_order, interleave, pair_order
 from bench.gate.verdict import FAIL, PASS, UNSTABLE, ABPlan, decide_pairs
@@ -41,10 +43,12 @@ def test_abba_cancels_a_linear_drift():
     assert np.all(naive > 0)
 
 
-class FakeProbe:
-    """Stands in for /proc/stat: a scripted share of our cores used by others, per round."""
+class FakeProbe(ContentionProbe):
+    """Stands in for /proc/stat: a scripted share of our cores used by others, per round (the threshold rule
+    is the real one)."""
 
     def __init__(self, busy):
+        super().__init__()
         self.busy = list(busy)
 
     def start(self):
@@ -55,7 +59,7 @@ class FakeProbe:
 
 
 def test_busy_rounds_are_redone():
-    proto = get_protocol("quick", contention_retries=2, round_min_iters=3, round_min_s=0.0)
+    proto = get_protocol("quick", contention_threshold=0.25, contention_retries=2, round_min_iters=3, round_min_s=0.0)
     calls = []
     m = RoundMeasurer({BASE: lambda: calls.append("b"), HEAD: lambda: calls.append("h")}, proto,
                       FakeProbe([0.9, 0.1]), sleep=lambda s: None)
