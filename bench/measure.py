@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol as TypingProtocol, runtime_checkable
 
 from bench.core.protocol import Protocol
 from bench.core.runner import TimedRound
-from bench.stats import summarize
+from bench.stats import round_stability, summarize
 
 Clock = Callable[[], int]  # nanoseconds
 
@@ -255,6 +255,9 @@ def summarize_measurement(m: Measurement, p: Protocol) -> tuple[dict | None, dic
     width = summary.get("ci_rel_halfwidth") if summary else None
     if p.target_rel_ci is not None and width is not None and width > p.target_rel_ci:
         flags.append("precision-not-reached")
+    stability = round_stability(m.samples_ms)
+    if not stability.stable:  # rounds that trend or split: no single number describes the cell
+        flags.append(f"unstable:{stability.kind} {stability.evidence}")
     return summary, device_summary, flags + [f for f in m.round_flags if f not in flags]
 
 

@@ -54,6 +54,12 @@ def _fmt(v: float | None, digits: int = 2) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
 
+def untrustworthy(flags) -> bool:
+    """A cell whose number a quiet machine might not reproduce: measured under foreign load that never went
+    away, or with rounds that drift or split into two levels."""
+    return any(f == "contended" or f.startswith("unstable:") for f in flags)
+
+
 def print_summary(run: Run, path: Path) -> None:
 
     rows, notes = [], []
@@ -78,6 +84,10 @@ def print_summary(run: Run, path: Path) -> None:
             rows.append([c.model, c.device, c.form, "failed", "", "", _fmt(info.get("params_m"), 2),
                          _fmt(info.get("macs_m"), 0), _fmt(paper)])
             notes.append(f"failed: {c.model} on {c.device} ({c.error_stage}): {c.error}")
+    measured = [c for c in run.cells if c.ok and c.summary]
+    trusted = [c for c in measured if not untrustworthy(c.flags)]
+    notes.append(f"{len(trusted)} of {len(measured)} measured cells trustworthy (not contended or unstable)"
+                 + (f"; {len(run.cells) - len(measured)} failed" if len(run.cells) > len(measured) else ""))
     statistic = run.cells[0].protocol.statistic if run.cells and run.cells[0].protocol else "median"
     print_table(["model", "device", "form", f"{statistic} (ms)", "95% CI (ms)", "CI", "params (M)", "MACs (M)",
                  "paper CPU (ms)" if all(c.device in ("cpu", "torch") for c in run.cells) else "paper (ms)"],

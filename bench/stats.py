@@ -365,3 +365,57 @@ def suggest_min_effect(ci_widths, ratios, floor: float = 0.02, step: float = 0.0
     offsets = [abs(r - 1) for r in ratios if math.isfinite(r)]
     need = max([floor, 1.25 * max(widths, default=0.0), 2 * max(offsets, default=0.0)])
     return round(math.ceil(need / step - 1e-9) * step, 6)
+
+
+# ------------------------------------------------------------------------------- stability of the rounds
+
+MIN_ROUNDS_FOR_STABILITY = 6  # fewer rounds cannot tell a trend or two levels from noise
+DRIFT_P = 0.01  # Kendall's tau test of round medians against round order
+LEVEL_GAP = 4.0  # two levels: the gap between them exceeds this many within-level MADs...
+MIN_SHIFT = 0.05  # ...and both a trend and a split must move the median by at least 5% to matter
+
+
+@dataclass(frozen=True)
+class Stability:
+    """Whether a cell's round medians drift (a CPU clock changing, a neighbour arriving) or split into two
+    levels; `evidence` says how, for the flag."""
+
+    kind: str  # "" (stable) | "drift" | "bimodal"
+    evidence: str = ""
+
+    @property
+    def stable(self) -> bool:
+        return not self.kind
+
+
+def round_stability(rounds: list[list[float]] | list[np.ndarray]) -> Stability:
+    """Drift: the round medians trend with the round order (Kendall's tau, p < 0.01) and the fitted trend
+    moves them by at least 5% end to end. Two levels: sorted round medians have one gap larger than 4 MADs of
+    the rounds on each side and 5% of the median, with at least 2 rounds on each side. Pure: tested on
+    synthetic rounds with known answers."""
+    meds = np.array([np.median(r) for r in rounds if len(r)], dtype=float)
+    n = len(meds)
+    if n < MIN_ROUNDS_FOR_STABILITY:
+        return Stability("")
+    center = float(np.median(meds))
+    tau, p = sps.kendalltau(np.arange(n), meds)
+    if np.isfinite(p) and p < DRIFT_P:
+        slope = sps.theilslopes(meds, np.arange(n))[0]
+        change = slope * (n - 1) / center
+        if abs(change) >= MIN_SHIFT:
+            return Stability("drift", f"{change:+.1%} over {n} rounds (Kendall tau {tau:.2f}, p={p:.2g})")
+    order = np.sort(meds)
+    gaps = np.diff(order)
+    for i in np.argsort(gaps)[::-1][:1]:
+        low, high = order[: i + 1], order[i + 1:]
+        if len(low) < 2 or len(high) < 2:
+            break
+        spread = max(_mad(low), _mad(high), 1e-9 * center)
+        if gaps[i] > LEVEL_GAP * spread and gaps[i] >= MIN_SHIFT * center:
+            return Stability("bimodal", f"two levels {np.median(low):.3g} ms ({len(low)} rounds) and "
+                                        f"{np.median(high):.3g} ms ({len(high)} rounds)")
+    return Stability("")
+
+
+def _mad(x: np.ndarray) -> float:
+    return float(np.median(np.abs(x - np.median(x))))

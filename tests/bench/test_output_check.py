@@ -21,3 +21,14 @@ def test_nan_weights_fail_the_cell_with_a_clear_reason(tmp_path, capsys):
     (cell,) = json.loads(next((tmp_path / "runs").glob("*.json")).read_text())["cells"]
     assert cell["status"] == "failed" and cell["error_stage"] == "load"
     assert "output values are NaN or infinite" in cell["error"] and not cell["samples_ms"]
+
+
+def test_the_summary_says_how_many_cells_are_trustworthy(tmp_path, capsys):
+    from bench.progress import untrustworthy
+
+    assert untrustworthy(["contended"]) and untrustworthy(["unstable:drift +9% over 8 rounds"])
+    assert not untrustworthy(["rounds-redone:1", "precision-not-reached"])
+    rc = main(["run", "--device", "cpu", "--models", "mobileone_mu0", "--protocol", "quick", "--threads", "1",
+               "--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "of 1 measured cells trustworthy (not contended or unstable)" in out

@@ -69,3 +69,43 @@ def test_fast_median_bootstrap_reflects_between_round_noise():
     lo_s, hi_s = cluster_bootstrap_median_ci(steady)
     lo_d, hi_d = cluster_bootstrap_median_ci(shifted)
     assert hi_s - lo_s < 0.02 < hi_d - lo_d
+
+
+def _rounds(medians, sd=0.005, seed=0):
+    rng = np.random.default_rng(seed)
+    return [list(m * np.exp(rng.normal(0, sd, 15))) for m in medians]
+
+
+def test_round_stability_on_known_answers():
+    from bench.stats import round_stability
+
+    steady = round_stability(_rounds([10.0] * 12))
+    assert steady.stable and steady.kind == ""
+    drift = round_stability(_rounds([10.0 * (1 + 0.02 * i) for i in range(12)]))  # +22% over the cell
+    assert drift.kind == "drift" and drift.evidence.startswith("+19.") and "Kendall" in drift.evidence
+    levels = round_stability(_rounds([10.0, 12.0, 10.0, 12.0, 10.0, 12.0, 10.0, 12.0]))  # alternating levels
+    assert levels.kind == "bimodal" and "(4 rounds)" in levels.evidence
+    assert round_stability(_rounds([10.0, 12.0] * 2)).stable  # too few rounds to tell
+    small = round_stability(_rounds([10.0 * (1 + 0.002 * i) for i in range(12)]))  # a real but tiny trend
+    assert small.stable  # below the 5% that matters
+
+
+def test_unstable_rounds_are_flagged_by_the_loop():
+    from bench.core.protocol import Protocol
+    from bench.measure import measure
+    from bench.core.runner import TimedRound
+
+    class Drifting:
+        def __init__(self):
+            self.i = 0
+
+        def warm_up(self, p):
+            return 0, 0.0
+
+        def time_round(self, p):
+            self.i += 1
+            return TimedRound(tuple([10.0 * (1 + 0.03 * self.i)] * 5), measured_s=0.05)
+
+    p = Protocol("t", min_rounds=8, max_rounds=8, target_rel_ci=None)
+    m = measure(Drifting(), p)
+    assert any(f.startswith("unstable:drift") for f in m.flags)
