@@ -8,6 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import zoo
 from bench.console import print_table
+from bench.core.result import untrustworthy
 from bench.store import Run
 from devices.registry import paper_column
 
@@ -52,12 +53,6 @@ class RichReporter:
 
 def _fmt(v: float | None, digits: int = 2) -> str:
     return "" if v is None else f"{v:.{digits}f}"
-
-
-def untrustworthy(flags) -> bool:
-    """A cell whose number a quiet machine might not reproduce: measured under foreign load that never went
-    away, or with rounds that drift or split into two levels."""
-    return any(f == "contended" or f.startswith("unstable:") for f in flags)
 
 
 def print_summary(run: Run, path: Path) -> None:

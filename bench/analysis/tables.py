@@ -13,8 +13,9 @@ from bench.core.device import PAPER_PLATFORMS
 from bench.core.errors import UserError
 
 FORMATS = ("md", "csv", "latex")
-FLAGS_MARKED = ("contended", "precision-not-reached")
+FLAGS_MARKED = ("contended", "unstable", "precision-not-reached")
 FLAG_MEANING = {"contended": "contended = other processes loaded the CPU during some rounds",
+                "unstable": "unstable = the rounds drifted or split into two levels",
                 "precision-not-reached": "precision-not-reached = the CI stayed wider than the protocol's target"}
 
 

@@ -3,10 +3,9 @@ correlations."""
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import replace
-
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.analysis.correlate import EXACT_P_MAX_N, analysis_frames, records
@@ -18,6 +17,7 @@ from bench.config import load_config
 from bench.console import print_table
 from bench.core.errors import UserError
 from bench.core.io import atomic_write_text
+from bench.core.result import untrustworthy
 
 TABLES_DIR = Path("results/tables")
 PLOTS_DIR = Path("results/plots")
@@ -97,9 +97,24 @@ def _p(v) -> str:
     return "<0.001" if v < 0.001 else f"{v:.2g}"
 
 
-def cmd_analyze(args) -> int:
+def without_flagged(ds: Dataset) -> tuple[Dataset, int]:
+    """The dataset without the cells flagged contended or unstable (numbers a quiet machine might not
+    reproduce), and how many were left out."""
+    flags = ds.cells["flags"].fillna("").astype(str) if "flags" in ds.cells else None
+    if flags is None:
+        return ds, 0
+    bad = flags.map(lambda text: untrustworthy([f.strip() for f in text.split(",") if f.strip()]))
+    return replace(ds, cells=ds.cells[~bad]), int(bad.sum())
 
+
+def cmd_analyze(args) -> int:
     ds = _dataset(args)
+    dropped = 0
+    if not args.include_flagged:
+        ds, dropped = without_flagged(ds)
+    if dropped:
+        print(f"left out {dropped} cell(s) flagged contended or unstable (--include-flagged keeps them)",
+              file=sys.stderr)
     frames = analysis_frames(ds.cells)
     if args.json:
         rho, n = frames["rank_agreement_rho"], frames["rank_agreement_n"]
@@ -205,4 +220,6 @@ def register(sub) -> None:
                                        "achieved GFLOP/s")
     _results_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--include-flagged", action="store_true",
+                   help="keep cells flagged contended or unstable (left out by default)")
     p.set_defaults(func=cmd_analyze)

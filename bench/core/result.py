@@ -532,3 +532,9 @@ class LatencyResult:
         except InvalidField as e:
             raise UserError(f"cell {cell_label(d)}: {e}") from None
         return cls(**kw)
+
+
+def untrustworthy(flags) -> bool:
+    """A cell whose number a quiet machine might not reproduce: measured under foreign load that never went
+    away, or with rounds that drift or split into two levels."""
+    return any(f == "contended" or f.startswith("unstable:") for f in flags)

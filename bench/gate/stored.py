@@ -15,9 +15,20 @@ import numpy as np
 
 from bench import zoo
 from bench.core.errors import UserError
+from bench.core.result import untrustworthy
 from bench.gate.baselines import BASELINES_DIR
 from bench.gate.effects import Effects, load_effects
-from bench.gate.verdict import DEFAULT_ALPHA, ERROR, SKIP, CellComparison, GateReport, stored_level, verdict
+from bench.gate.verdict import (
+    DEFAULT_ALPHA,
+    ERROR,
+    PASS,
+    SKIP,
+    UNSTABLE,
+    CellComparison,
+    GateReport,
+    stored_level,
+    verdict,
+)
 from bench.stats import RatioEstimate, ratio_of_medians_ci, round_medians, summary_ratio
 from bench.store import find_run, load_run, result_files
 
@@ -38,6 +49,7 @@ class StoredCell:
     summary: Any  # the stored summary, as bench.stats.summary_ratio reads it
     env_key: dict  # the environment key: field -> value, to compare like with like
     run_id: str
+    flags: tuple[str, ...] = ()
 
 
 def stored_cell(result: Any, run: Any) -> StoredCell:
@@ -46,7 +58,7 @@ def stored_cell(result: Any, run: Any) -> StoredCell:
     return StoredCell(result.key, result.ok, result.error, result.threads,
                       tuple(tuple(r) for r in result.samples_ms or ()), result.latency_ms,
                       result.summary.to_dict() if result.summary is not None else {},
-                      key, run.run_id)
+                      key, run.run_id, tuple(result.flags))
 
 
 @dataclass(frozen=True)
@@ -176,7 +188,12 @@ def _compare_cell(b: StoredCell, n: StoredCell, level: float, note: str, common:
             note = _join(note, "no rounds or interval stored: cannot bound the ratio")
         else:
             note = _join(note, "from the stored summaries (no raw rounds)")
-    return CellComparison(verdict=verdict(est, common["min_effect"]), base_ms=base_ms, head_ms=head_ms,
+    decided = verdict(est, common["min_effect"])
+    flagged = [side for side, c in (("base", b), ("new", n)) if untrustworthy(c.flags)]
+    if decided == PASS and flagged:  # a number a quiet machine might not reproduce never PASSes
+        decided = UNSTABLE
+        note = _join(note, f"{' and '.join(flagged)} flagged contended or unstable: re-measure on a quiet machine")
+    return CellComparison(verdict=decided, base_ms=base_ms, head_ms=head_ms,
                           ratio=est.ratio, ci_low=est.low, ci_high=est.high, method=est.method, rounds=est.n,
                           note=note, **common)
 

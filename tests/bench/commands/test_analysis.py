@@ -117,3 +117,18 @@ def test_highlight_marks_models_like_the_user_s_own(tmp_path, capsys, three_mode
     rc, _, err = run_bench(capsys, "plot", "--results", str(three_model_run), "--out", str(tmp_path / "p"),
                            "--highlight", "nosuch")
     assert rc == 2 and "--highlight 'nosuch' matches none" in err
+
+
+def test_analyze_leaves_out_flagged_cells_unless_asked(tmp_path, capsys, write_run, mk):
+    env = mk.env("host-a", "AMD EPYC")
+    cells = [mk.cell("mobileone_s0", "cpu", 40.0, env), mk.cell("mobilenetv2_100", "cpu", 45.0, env),
+             mk.cell("repvgg_a0", "cpu", 130.0, env, flags=("contended",)),
+             mk.cell("mobileone_s1", "cpu", 60.0, env, flags=("unstable:drift +9% over 8 rounds",))]
+    path = write_run("20260101-090000-aaaa", env, cells)
+    rc, out, err = run_bench(capsys, "analyze", "--results", str(path), "--json")
+    assert rc == 0, err
+    assert "left out 2 cell(s) flagged contended or unstable" in err
+    kept = json.loads(out)["complexity"][0]["n"]
+    rc, out, err = run_bench(capsys, "analyze", "--results", str(path), "--json", "--include-flagged")
+    assert rc == 0 and "left out" not in err
+    assert json.loads(out)["complexity"][0]["n"] == kept + 2

@@ -127,3 +127,16 @@ def test_cli_as_a_process(tmp_path):
     assert bench("compare", tmp_path / "base.json", tmp_path / "new.json").returncode == 1
     assert_cli_error(cli("compare", tmp_path / "nope.json", tmp_path / "new.json"), "'", "nope.json",
                      "bench baseline list")
+
+
+def test_a_flagged_cell_never_passes(tmp_path):
+    from dataclasses import replace
+
+    base = [make_cell("mobileone_s0", rounds_at(10.0, seed=1)), make_cell("mobileone_s1", rounds_at(20.0, seed=2))]
+    new = [replace(make_cell("mobileone_s0", rounds_at(10.0, seed=4)), flags=["contended"]),
+           make_cell("mobileone_s1", rounds_at(20.0, seed=5))]
+    r = compare_sets(*sets(tmp_path, base, new), Effects(0.05))
+    by = {c.model: c for c in r.cells}
+    assert by["mobileone_s0"].verdict == UNSTABLE and "new flagged contended or unstable" in by["mobileone_s0"].note
+    assert by["mobileone_s1"].verdict == PASS
+    assert r.exit_code == 3
