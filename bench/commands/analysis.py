@@ -169,13 +169,16 @@ def cmd_analyze(args) -> int:
             g = gf[gf["device_label"] == d]
             peak = g["peak_gflops"].dropna()
             if len(peak):
-                peaks.append(f"{d}: matmul peak {peak.iloc[0]:.1f} GFLOP/s at "
+                source = str(g["roofline"].dropna().iloc[0]) if "roofline" in g and g["roofline"].notna().any() \
+                    else "GEMM peak"
+                peaks.append(f"{d}: roofline {peak.iloc[0]:.1f} GFLOP/s ({source}) at "
                              f"{int(g['matmul_peak_threads'].dropna().iloc[0])} threads")
         with_peak = {d for d in devices if gf.loc[gf["device_label"] == d, "peak_gflops"].notna().any()}
         print_table(["model"] + [f"{d} GFLOP/s" + (" (% of peak)" if d in with_peak else "") for d in devices],
                     rows, title="Achieved throughput: 2 x MACs / latency, in GFLOP/s",
-                    footnotes=peaks + (["peak: the run's fp32 torch.mm (1024x1024) on the host CPU, for the devices "
-                                        "that run on it (cpu, torch, tflite; int8 tflite may exceed an fp32 peak)."]
+                    footnotes=peaks + (["roofline: the best fp32 1024x1024 matrix multiply of ONNX Runtime or torch.mm at "
+                                        "the run's threads on the host CPU, or a cell that went past it; for the "
+                                        "devices that run on that CPU, so no share exceeds 100%."]
                                        if peaks else []))
 
     ab = frames["ablation"]

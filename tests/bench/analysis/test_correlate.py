@@ -83,3 +83,24 @@ def test_rank_agreement_matrix_over_shared_models():
 
 def test_correlation_to_dict_turns_nan_into_none():
     assert Correlation(float("nan"), float("nan"), 2, float("nan"), float("nan")).to_dict()["rho"] is None
+
+
+def test_share_of_peak_never_exceeds_100_percent():
+    """A cell faster than the run's measured GEMM peak becomes the roofline itself (and says so)."""
+    import pandas as pd
+
+    from bench.analysis.correlate import gflops_frame
+
+    cells = pd.DataFrame({
+        "model": ["a", "b", "c"], "paper_name": ["A", "B", "C"], "device_label": ["cpu"] * 3,
+        "device": ["cpu"] * 3, "device_key": ["k"] * 3, "threads": [2] * 3, "form": ["deploy"] * 3,
+        "status": ["ok"] * 3, "source": ["measured"] * 3, "latency_ms": [1.0, 2.0, 4.0],
+        "macs_m": [100.0, 100.0, 100.0], "matmul_peak_gflops": [50.0] * 3, "matmul_peak_threads": [2] * 3})
+    frame = gflops_frame(cells)
+    assert frame["gflops"].tolist() == pytest.approx([200.0, 100.0, 50.0])
+    assert frame["pct_of_peak"].max() == pytest.approx(100.0)
+    assert frame["pct_of_peak"].tolist() == pytest.approx([100.0, 50.0, 25.0])
+    assert set(frame["roofline"]) == {"best cell (above the GEMM peak)"}
+    slower = cells.assign(latency_ms=[10.0, 20.0, 40.0])
+    assert set(gflops_frame(slower)["roofline"]) == {"GEMM peak"}
+    assert gflops_frame(slower)["pct_of_peak"].tolist() == pytest.approx([40.0, 20.0, 10.0])
