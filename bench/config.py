@@ -44,6 +44,7 @@ class SuiteConfig:
     user_models: tuple[UserModel, ...] = ()  # [models.NAME] tables and --model-file files, paths resolved
     input_size: tuple[int, int, int] | None = None  # (C, H, W) for every model; None: each model's own
     batch: int = 1  # the paper's protocol is batch 1
+    wait_budget: float | None = None  # seconds the whole run may wait for quiet (None: no run-wide cap)
 
     @property
     def cache_dir(self) -> Path:
@@ -127,6 +128,9 @@ def validate(cfg: SuiteConfig) -> SuiteConfig:
             not isinstance(cfg.input_size, tuple) or len(cfg.input_size) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in cfg.input_size)):
         raise UserError(f"input_size = {cfg.input_size!r} must be [channels, height, width], e.g. [3, 256, 256]")
+    if cfg.wait_budget is not None and (isinstance(cfg.wait_budget, bool)
+                                        or not isinstance(cfg.wait_budget, (int, float)) or not cfg.wait_budget >= 0):
+        raise UserError(f"wait_budget = {cfg.wait_budget!r} must be a number of seconds >= 0")
     if isinstance(cfg.batch, bool) or not isinstance(cfg.batch, int) or not 1 <= cfg.batch <= MAX_BATCH:
         raise UserError(f"batch = {cfg.batch!r} must be a whole number from 1 to {MAX_BATCH}")
     for device, options in cfg.device_options:
@@ -172,7 +176,7 @@ def device_options_help(device: str) -> dict[str, tuple[type, tuple | None, str]
 
 
 SUITE_KEYS = {"models", "devices", "protocol", "threads", "out", "cache", "form", "activation", "weights",
-              "input_size", "batch"}
+              "input_size", "batch", "wait_budget"}
 MAX_BATCH = 1024
 
 
@@ -208,6 +212,8 @@ def parse_toml(text: str, source: str, base: Path | None = None) -> SuiteConfig:
         kw["input_size"] = tuple(size) if isinstance(size, list) else size
     if "batch" in suite:
         kw["batch"] = suite["batch"]
+    if "wait_budget" in suite:
+        kw["wait_budget"] = suite["wait_budget"]
     if "threads" in suite:
         t = suite["threads"]
         if t != "auto":

@@ -8,6 +8,7 @@ bench/core/protocol.py; docs/measurement.md says where each comes from.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -124,6 +125,7 @@ class Measurement:
     stop_reason: str = ""
     wall_s: float = 0.0
     measured_s: float = 0.0  # what the time cap counts: warm-up and rounds (a tool's process starts excluded)
+    waited_s: float = 0.0  # spent waiting for quiet between redone rounds
     contended: bool = False  # some accepted round never got below the contention threshold
     aggregates: list[dict] = field(default_factory=list)  # rounds a tool reported only as aggregates
     round_flags: list[str] = field(default_factory=list)  # what the runner said of its rounds
@@ -156,6 +158,19 @@ class Measurement:
         return len(self.contention)
 
 
+@dataclass
+class WaitBudget:
+    """Seconds that may still be spent waiting for quiet: one per cell (the protocol's contention_budget_s)
+    and one per run (`--wait-budget`), both drawn on by every wait."""
+
+    seconds: float = math.inf
+    spent: float = 0.0
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.seconds - self.spent)
+
+
 @dataclass(frozen=True)
 class RoundOutcome:
     """One accepted round, the share of our CPUs others used during it, and the rounds redone before it."""
@@ -164,14 +179,19 @@ class RoundOutcome:
     contention: float | None
     quiet: bool  # False: even the last try was above the threshold
     rejected: tuple[dict, ...] = ()
+    waited_s: float = 0.0  # spent waiting for quiet (not measuring: the time cap does not count it)
 
 
 def measure_round(take: Callable[[], TimedRound], p: Protocol, probe: ContentionProbe | None = None,
                   sleep: Callable[[float], None] = time.sleep,
-                  before: Callable[[], None] | None = None) -> RoundOutcome:
-    """One round, redone (up to the protocol's retries, after a wait) while other processes took more than
-    the protocol's share of our CPUs. The last try is kept either way; the caller flags it."""
+                  before: Callable[[], None] | None = None, budgets: tuple[WaitBudget, ...] = (),
+                  on_wait: Callable[[float, float, float], None] | None = None) -> RoundOutcome:
+    """One round, redone while other processes took more of our CPUs than the round can spare: after a wait
+    that doubles each time, up to the protocol's retries and as long as every budget (the cell's, the run's)
+    has time left. The last try is kept either way; the caller flags it. `on_wait(load, threshold, seconds)`
+    tells the progress display why it waits."""
     rejected: list[dict] = []
+    wait, waited = p.contention_wait_s, 0.0
     for attempt in range(p.contention_retries + 1):
         if before is not None:
             before()
@@ -180,10 +200,18 @@ def measure_round(take: Callable[[], TimedRound], p: Protocol, probe: Contention
         r = take()
         busy = probe.stop() if probe else None
         quiet = busy is None or busy <= probe.threshold(p)
-        if quiet or attempt == p.contention_retries:
-            return RoundOutcome(r, busy, quiet, tuple(rejected))
+        grant = min([wait, *(b.left for b in budgets)])
+        spent = any(b.left <= 0 for b in budgets)  # a budget used up: keep this round, flagged
+        if quiet or attempt == p.contention_retries or spent:
+            return RoundOutcome(r, busy, quiet, tuple(rejected), waited)
         rejected.append({"samples_ms": list(r.samples_ms), "contention": busy})
-        sleep(p.contention_wait_s)
+        if on_wait:
+            on_wait(busy, probe.threshold(p), grant)
+        sleep(grant)
+        waited += grant
+        for b in budgets:
+            b.spent += grant
+        wait *= 2
     raise AssertionError("unreachable")
 
 
@@ -270,6 +298,8 @@ def measure(
     reload: Callable[[], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_round: Callable[[Measurement], None] | None = None,
+    run_budget: WaitBudget | None = None,
+    on_wait: Callable[[float, float, float], None] | None = None,
 ) -> Measurement:
     """The steady state of `source` under `protocol`: an `infer` callable the loop times, or a runner that
     times its own rounds. Load time and first inference are the caller's (or the tool's, when it reports
@@ -281,6 +311,7 @@ def measure(
     m.warmup_iters, m.warmup_s = rounds.warm_up(p)
     m.measured_s = m.warmup_s
     self_timed = rounds is source
+    cell_budget = WaitBudget(p.contention_budget_s)
 
     def before() -> None:
         if p.reload_each_round and reload is not None and m.rounds:
@@ -288,15 +319,18 @@ def measure(
 
     while not m.stop_reason:
         t_round = clock()
-        outcome = measure_round(lambda: rounds.time_round(p), p, probe, sleep, before)
+        outcome = measure_round(lambda: rounds.time_round(p), p, probe, sleep, before,
+                                budgets=(cell_budget, *([run_budget] if run_budget else [])), on_wait=on_wait)
         m.rejected_rounds += list(outcome.rejected)
+        m.waited_s += outcome.waited_s
         if not outcome.quiet:
             m.contended = True
         m.add(outcome.round, outcome.contention)
         # The time cap counts measuring time: for a tool, its timed inferences, not its process starts.
         m.measured_s += (outcome.round.measured_s if self_timed and outcome.round.measured_s is not None
-                         else (clock() - t_round) / 1e9)
-        m.stop_reason = stopping_reason(m, p, m.measured_s if self_timed else (clock() - t_start) / 1e9)
+                         else (clock() - t_round) / 1e9 - outcome.waited_s)
+        m.stop_reason = stopping_reason(m, p, m.measured_s if self_timed
+                                        else (clock() - t_start) / 1e9 - m.waited_s)
         if on_round:
             on_round(m)
     m.wall_s = (clock() - t_start) / 1e9

@@ -5,6 +5,7 @@ every cell, so an interrupt loses nothing already measured and `bench run --resu
 """
 from __future__ import annotations
 
+import math
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from bench.core.result import FAILED, ComparabilityKey, LatencyResult
 from bench.core.runner import RunnerOptions
 from bench.env import usable_cores
 from bench.env.gpu import gpu_env
-from bench.measure import ContentionProbe, Measurement, measure, timed_ms
+from bench.measure import ContentionProbe, Measurement, WaitBudget, measure, timed_ms
 from bench.store import Run, RunWriter, load_run, new_run_id, run_path
 from devices.registry import availability, get_device, make_runner
 from exporters.base import get_exporter
@@ -65,6 +66,7 @@ class Reporter(TypingProtocol):
     def run_started(self, path: Path, cells: int) -> None: ...
     def cell_started(self, cell: Cell, index: int, total: int) -> None: ...
     def round_done(self, cell: Cell, m: Measurement) -> None: ...
+    def waiting(self, cell: Cell, load: float, threshold: float, seconds: float) -> None: ...
     def cell_done(self, result: LatencyResult) -> None: ...
 
 
@@ -72,6 +74,7 @@ class SilentReporter:
     def run_started(self, path, cells): pass
     def cell_started(self, cell, index, total): pass
     def round_done(self, cell, m): pass
+    def waiting(self, cell, load, threshold, seconds): pass
     def cell_done(self, result): pass
 
 
@@ -114,7 +117,7 @@ def _model_info(model: str, cfg: SuiteConfig) -> dict:
 
 
 def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int, run_env: dict,
-                 reporter: Reporter) -> LatencyResult:
+                 reporter: Reporter, run_budget: WaitBudget | None = None) -> LatencyResult:
     """One cell, start to end. Errors are caught and recorded with the stage they happened in."""
     device = get_device(cell.device)
     options = cfg.options_for(cell.device)
@@ -144,7 +147,8 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
             stage = "run"
             probe = ContentionProbe(threads=threads) if device.contention_probe else None
             m = measure(runner if runner.self_timed else runner.infer, protocol, probe=probe,
-                        reload=runner.reload, on_round=lambda m: reporter.round_done(cell, m))
+                        reload=runner.reload, on_round=lambda m: reporter.round_done(cell, m),
+                        run_budget=run_budget, on_wait=_waiting(reporter, cell))
             result = _measured_result(base, m, load_ms, first_ms, runner.info(), runner.self_timed)
     except KeyboardInterrupt:
         raise
@@ -160,6 +164,12 @@ def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int,
     key = ComparabilityKey.of(run_env, result.device, result.runner, threads, result.precision,
                               cell.runner.runtime, input_shape="x".join(map(str, asked)) if asked else "")
     return replace(result, env_key=key, finished=now_iso())
+
+
+def _waiting(reporter: Reporter, cell: Cell):
+    """The reporter's `waiting` hook for this cell (reporters written before it existed do without)."""
+    hook = getattr(reporter, "waiting", None)
+    return (lambda load, limit, s: hook(cell, load, limit, s)) if hook else None
 
 
 def check_output(runner, cell: Cell, batch: int = 1) -> None:
@@ -215,12 +225,13 @@ def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = 
         done = set()
     cells = [c for c in plan_cells(cfg) if c.key not in done]
     writer = RunWriter(path, run, rescue_dir=cfg.cache_dir)
+    run_budget = WaitBudget(cfg.wait_budget if cfg.wait_budget is not None else math.inf)
     reporter.run_started(path, len(cells))
     try:
         for i, cell in enumerate(cells):
             reporter.cell_started(cell, i, len(cells))
             protocol = get_protocol(cfg.protocol, get_device(cell.device).kind, **dict(cfg.protocol_overrides))
-            result = measure_cell(cell, cfg, protocol, threads, run.env, reporter)
+            result = measure_cell(cell, cfg, protocol, threads, run.env, reporter, run_budget)
             writer.add(result)
             reporter.cell_done(result)
         writer.finish("complete")

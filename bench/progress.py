@@ -45,6 +45,11 @@ class RichReporter:
         self.progress.update(self.task, description=f"{cell.device:7s} {cell.model:22s} {cell.form:6s} "
                                                     f"round {len(m.samples_ms)} median {med:.3f} ms{load}")
 
+    def waiting(self, cell, load: float, threshold: float, seconds: float) -> None:
+        self.progress.update(self.task, description=f"{cell.device:7s} {cell.model:22s} {cell.form:6s} "
+                                                    f"waiting {seconds:g} s for quiet: other load {load:.0%} > "
+                                                    f"{threshold:.0%} this round can spare")
+
     def cell_done(self, result) -> None:
         self.progress.advance(self.task)
         if not result.ok:

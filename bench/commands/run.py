@@ -28,6 +28,7 @@ def _suite_from_args(args):
         models = ",".join(m.name for m in files)
     return with_cli(
         cfg, input_size=_input_size(getattr(args, "input_size", None)), batch=_batch(getattr(args, "batch", None)),
+        wait_budget=_seconds(getattr(args, "wait_budget", None), "--wait-budget"),
         models=models, user_models=(cfg.user_models + files) if files else None, devices=args.device, protocol=getattr(args, "protocol", None),
         threads=_threads(getattr(args, "threads", None)), out=getattr(args, "out", None),
         cache=getattr(args, "cache_dir", None), form="train" if getattr(args, "train_form", False) else
@@ -49,6 +50,15 @@ def _input_size(text: str | None) -> tuple[int, int, int] | None:
     if len(parts) != 3 or min(parts) < 1:
         raise UserError(f"--input-size {text!r} must be SIZE, HxW or CxHxW with positive whole numbers, e.g. 256")
     return tuple(parts)
+
+
+def _seconds(text: str | None, flag: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"{flag} {text!r} must be a number of seconds") from None
 
 
 def _batch(text: str | None) -> int | None:
@@ -197,6 +207,9 @@ def _suite_arguments(p, run: bool) -> None:
         p.add_argument("--protocol", metavar="NAME", help="default, quick, paper, modelbench, mlperf")
         p.add_argument("--threads", metavar="N", help="intra-op threads (default: the cores this process may use)")
         p.add_argument("--out", metavar="DIR", help="results folder (default: results/runs)")
+        p.add_argument("--wait-budget", metavar="SECONDS",
+                       help="the most the whole run waits for quiet between redone rounds (each cell also has "
+                            "its protocol's contention_budget_s, default 10 s); then cells are kept, flagged")
 
 
 def register(sub) -> None:

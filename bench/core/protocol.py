@@ -34,7 +34,8 @@ class Protocol:
     # and the CPUs it may run on (bench.measure.contention_threshold).
     contention_threshold: float | None = None
     contention_retries: int = 2
-    contention_wait_s: float = 1.0
+    contention_wait_s: float = 1.0  # the first wait for quiet; each further wait doubles
+    contention_budget_s: float = 10.0  # the most a cell waits for quiet in all (then it is kept, flagged)
 
     def __post_init__(self):
         if self.statistic not in STATISTICS:

@@ -132,3 +132,15 @@ def test_more_threads_than_usable_cores_warns_in_one_line(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert rc == 0
     assert "bench: warning: 2 threads on the 1 cores this process may use" in err
+
+
+def test_wait_budget_flag_and_setting(tmp_path, capsys):
+    from bench.config import load_config
+
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text('[suite]\nwait_budget = 30\n')
+    assert load_config(str(cfg)).wait_budget == 30
+    rc = main(["run", "--models", "mobileone_mu0", "--wait-budget", "soon", "--out", str(tmp_path / "runs")])
+    assert rc == 2 and "--wait-budget 'soon' must be a number of seconds" in capsys.readouterr().err
+    rc = main(["run", "--models", "mobileone_mu0", "--wait-budget", "-1", "--out", str(tmp_path / "runs")])
+    assert rc == 2 and "wait_budget = -1.0 must be" in capsys.readouterr().err

@@ -170,8 +170,8 @@ def test_contended_round_is_redone_then_flagged():
     m = measure(fc.infer, p, clock=fc.clock, probe=ScriptedProbe([0.9, 0.5, 0.1, 0.9, 0.9, 0.9]),
                 sleep=waits.append)
     assert m.contention == [0.1, 0.9]
-    assert len(m.rejected_rounds) == 4 and waits == [0.5] * 4
-    assert m.contended
+    assert len(m.rejected_rounds) == 4 and waits == [0.5, 1.0, 0.5, 1.0]  # each wait of a round doubles
+    assert m.contended and m.waited_s == 3.0
 
 
 def test_quiet_run_is_not_flagged():
@@ -231,3 +231,23 @@ def test_a_two_thread_round_on_two_cpus_is_redone_at_a_load_a_one_thread_round_t
     probe.cpus = [0, 1]
     m = measure(FakeClock(fixed(1.0)).infer, explicit, clock=FakeClock(fixed(1.0)).clock, probe=probe)
     assert not m.rejected_rounds  # an explicit threshold overrides the rule
+
+
+def test_waiting_for_quiet_stops_when_a_budget_is_spent():
+    from bench.measure import WaitBudget
+
+    p = Protocol("t", warmup_iters=0, warmup_s=0, min_rounds=3, max_rounds=3, round_min_iters=2,
+                 round_max_iters=2, target_rel_ci=None, contention_threshold=0.2, contention_retries=5,
+                 contention_wait_s=1.0, contention_budget_s=5.0)
+    waits, told = [], []
+    fc = FakeClock(fixed(1.0))
+    # always busy: 1 + 2 waits (3 s) in round one, then 2 s left: one wait of 2 s, then the cell's budget is spent
+    m = measure(fc.infer, p, clock=fc.clock, probe=ScriptedProbe(itertools.repeat(0.9)), sleep=waits.append,
+                on_wait=lambda load, threshold, s: told.append((load, threshold, s)))
+    assert waits == [1.0, 2.0, 2.0] and m.waited_s == 5.0 and m.contended
+    assert told[0] == (0.9, 0.2, 1.0)
+    run = WaitBudget(1.5)  # the run's budget, shared with other cells, is smaller still
+    waits.clear()
+    m = measure(fc.infer, p, clock=fc.clock, probe=ScriptedProbe(itertools.repeat(0.9)), sleep=waits.append,
+                run_budget=run)
+    assert waits == [1.0, 0.5] and run.left == 0.0 and m.contended
