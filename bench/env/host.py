@@ -94,6 +94,18 @@ def git_revision(root: Path = Path(__file__).resolve().parents[2]) -> dict:
         return {"revision": None, "dirty": None}
 
 
+def _best_seconds(fn, seconds: float) -> float:
+    """The fastest of repeated calls of `fn` over `seconds` (after one untimed call)."""
+    fn()
+    best = math.inf
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def matmul_peak_gflops(threads: int, size: int = 1024, seconds: float = 0.5) -> float:
     """Best achieved fp32 GFLOP/s of a square matrix multiply at `threads`: the roofline against which
     a model's achieved GFLOP/s (2 x MACs / latency) is read."""
@@ -103,14 +115,7 @@ def matmul_peak_gflops(threads: int, size: int = 1024, seconds: float = 0.5) -> 
     torch.set_num_threads(threads)
     try:
         a, b = torch.randn(size, size), torch.randn(size, size)
-        torch.mm(a, b)
-        best = math.inf
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            best = min(best, time.perf_counter() - t0)
-        return 2 * size ** 3 / best / 1e9
+        return 2 * size ** 3 / _best_seconds(lambda: torch.mm(a, b), seconds) / 1e9
     finally:
         torch.set_num_threads(saved)
 
@@ -136,14 +141,7 @@ def ort_matmul_peak_gflops(threads: int, size: int = 1024, seconds: float = 0.5)
     rng = np.random.default_rng(0)
     feed = {"a": rng.standard_normal((size, size), dtype=np.float32),
             "b": rng.standard_normal((size, size), dtype=np.float32)}
-    sess.run(None, feed)
-    best = math.inf
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * size ** 3 / best / 1e9
+    return 2 * size ** 3 / _best_seconds(lambda: sess.run(None, feed), seconds) / 1e9
 
 
 def capture(threads: int | None = None, measure_peak: bool = True) -> dict:
