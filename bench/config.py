@@ -45,6 +45,7 @@ class SuiteConfig:
     input_size: tuple[int, int, int] | None = None  # (C, H, W) for every model; None: each model's own
     batch: int = 1  # the paper's protocol is batch 1
     wait_budget: float | None = None  # seconds the whole run may wait for quiet (None: no run-wide cap)
+    interleave: bool = False  # the rounds of a device's cells round-robin (bench.pipeline.measure_interleaved)
 
     @property
     def cache_dir(self) -> Path:
@@ -176,7 +177,7 @@ def device_options_help(device: str) -> dict[str, tuple[type, tuple | None, str]
 
 
 SUITE_KEYS = {"models", "devices", "protocol", "threads", "out", "cache", "form", "activation", "weights",
-              "input_size", "batch", "wait_budget"}
+              "input_size", "batch", "wait_budget", "interleave"}
 MAX_BATCH = 1024
 
 
@@ -214,6 +215,8 @@ def parse_toml(text: str, source: str, base: Path | None = None) -> SuiteConfig:
         kw["batch"] = suite["batch"]
     if "wait_budget" in suite:
         kw["wait_budget"] = suite["wait_budget"]
+    if "interleave" in suite:
+        kw["interleave"] = check_value("suite.interleave", suite["interleave"], bool, None)
     if "threads" in suite:
         t = suite["threads"]
         if t != "auto":

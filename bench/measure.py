@@ -289,6 +289,59 @@ def summarize_measurement(m: Measurement, p: Protocol) -> tuple[dict | None, dic
     return summary, device_summary, flags + [f for f in m.round_flags if f not in flags]
 
 
+class CellLoop:
+    """The one loop, a round at a time: `measure` runs it to its end; an interleaved suite steps the loops of
+    many cells in turn, so slow drift hits every model alike. `own_time`: the time cap counts only this cell's
+    warm-up and rounds (interleaved), not the wall time since it started."""
+
+    def __init__(self, source: Callable[[], float | None] | SelfTimedRunner, protocol: Protocol, *,
+                 clock: Clock = time.perf_counter_ns, probe: ContentionProbe | None = None,
+                 reload: Callable[[], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 on_round: Callable[[Measurement], None] | None = None, run_budget: WaitBudget | None = None,
+                 on_wait: Callable[[float, float, float], None] | None = None, own_time: bool = False):
+        self.p, self.clock, self.probe, self.reload, self.sleep = protocol, clock, probe, reload, sleep
+        self.on_round, self.on_wait, self.own_time = on_round, on_wait, own_time
+        self.rounds: Any = source if isinstance(source, SelfTimedRunner) else InferRounds(source, clock)
+        self.self_timed = self.rounds is source
+        self.budgets = (WaitBudget(protocol.contention_budget_s), *([run_budget] if run_budget else []))
+        self.m = Measurement()
+        self.t_start = clock()
+        self.m.warmup_iters, self.m.warmup_s = self.rounds.warm_up(protocol)
+        self.m.measured_s = self.m.warmup_s
+
+    @property
+    def done(self) -> bool:
+        return bool(self.m.stop_reason)
+
+    def _before(self) -> None:
+        if self.p.reload_each_round and self.reload is not None and self.m.rounds:
+            self.reload()
+
+    def step(self) -> None:
+        """One round (redone under foreign load, within the budgets), then the stopping rule."""
+        p, m, clock = self.p, self.m, self.clock
+        t_round = clock()
+        outcome = measure_round(lambda: self.rounds.time_round(p), p, self.probe, self.sleep, self._before,
+                                budgets=self.budgets, on_wait=self.on_wait)
+        m.rejected_rounds += list(outcome.rejected)
+        m.waited_s += outcome.waited_s
+        if not outcome.quiet:
+            m.contended = True
+        m.add(outcome.round, outcome.contention)
+        # The time cap counts measuring time: for a tool, its timed inferences, not its process starts.
+        m.measured_s += (outcome.round.measured_s if self.self_timed and outcome.round.measured_s is not None
+                         else (clock() - t_round) / 1e9 - outcome.waited_s)
+        own = self.self_timed or self.own_time
+        m.stop_reason = stopping_reason(m, p, m.measured_s if own else (clock() - self.t_start) / 1e9 - m.waited_s)
+        if self.on_round:
+            self.on_round(m)
+
+    def finish(self) -> Measurement:
+        self.m.wall_s = (self.clock() - self.t_start) / 1e9
+        self.m.summary, self.m.device_summary, self.m.flags = summarize_measurement(self.m, self.p)
+        return self.m
+
+
 def measure(
     source: Callable[[], float | None] | SelfTimedRunner,
     protocol: Protocol,
@@ -304,38 +357,11 @@ def measure(
     """The steady state of `source` under `protocol`: an `infer` callable the loop times, or a runner that
     times its own rounds. Load time and first inference are the caller's (or the tool's, when it reports
     them)."""
-    p = protocol
-    rounds: Any = source if isinstance(source, SelfTimedRunner) else InferRounds(source, clock)
-    m = Measurement()
-    t_start = clock()
-    m.warmup_iters, m.warmup_s = rounds.warm_up(p)
-    m.measured_s = m.warmup_s
-    self_timed = rounds is source
-    cell_budget = WaitBudget(p.contention_budget_s)
-
-    def before() -> None:
-        if p.reload_each_round and reload is not None and m.rounds:
-            reload()
-
-    while not m.stop_reason:
-        t_round = clock()
-        outcome = measure_round(lambda: rounds.time_round(p), p, probe, sleep, before,
-                                budgets=(cell_budget, *([run_budget] if run_budget else [])), on_wait=on_wait)
-        m.rejected_rounds += list(outcome.rejected)
-        m.waited_s += outcome.waited_s
-        if not outcome.quiet:
-            m.contended = True
-        m.add(outcome.round, outcome.contention)
-        # The time cap counts measuring time: for a tool, its timed inferences, not its process starts.
-        m.measured_s += (outcome.round.measured_s if self_timed and outcome.round.measured_s is not None
-                         else (clock() - t_round) / 1e9 - outcome.waited_s)
-        m.stop_reason = stopping_reason(m, p, m.measured_s if self_timed
-                                        else (clock() - t_start) / 1e9 - m.waited_s)
-        if on_round:
-            on_round(m)
-    m.wall_s = (clock() - t_start) / 1e9
-    m.summary, m.device_summary, m.flags = summarize_measurement(m, p)
-    return m
+    loop = CellLoop(source, protocol, clock=clock, probe=probe, reload=reload, sleep=sleep, on_round=on_round,
+                    run_budget=run_budget, on_wait=on_wait)
+    while not loop.done:
+        loop.step()
+    return loop.finish()
 
 
 def timed_ms(fn: Callable[[], object], clock: Clock = time.perf_counter_ns) -> tuple[object, float]:

@@ -6,6 +6,7 @@ every cell, so an interrupt loses nothing already measured and `bench run --resu
 from __future__ import annotations
 
 import math
+import random
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from bench.core.result import FAILED, ComparabilityKey, LatencyResult
 from bench.core.runner import RunnerOptions
 from bench.env import usable_cores
 from bench.env.gpu import gpu_env
-from bench.measure import ContentionProbe, Measurement, WaitBudget, measure, timed_ms
+from bench.measure import CellLoop, ContentionProbe, Measurement, WaitBudget, timed_ms
 from bench.store import Run, RunWriter, load_run, new_run_id, run_path
 from devices.registry import availability, get_device, make_runner
 from exporters.base import get_exporter
@@ -116,54 +117,99 @@ def _model_info(model: str, cfg: SuiteConfig) -> dict:
             "origin": spec.origin, "input_size": list(shape)}
 
 
-def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int, run_env: dict,
-                 reporter: Reporter, run_budget: WaitBudget | None = None) -> LatencyResult:
-    """One cell, start to end. Errors are caught and recorded with the stage they happened in."""
-    device = get_device(cell.device)
-    options = cfg.options_for(cell.device)
-    started = now_iso()
-    base = dict(model=cell.model, device=cell.device, runner=cell.runner_label, form=cell.form,
-                precision=options.get("precision", device.precision), threads=threads,
-                protocol=protocol.to_dict(), started=started)
-    stage = "export"
-    try:
-        base["model_info"] = _model_info(cell.model, cfg)
+class CellRun:
+    """One cell from export to record: opened (exported, loaded, first output checked, warmed up), stepped a
+    round at a time, closed into its LatencyResult. An error at any stage makes the cell a failed record with
+    that stage, never a crash. `measure_cell` runs one to its end; an interleaved suite steps many in turn."""
+
+    def __init__(self, cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int, run_env: dict,
+                 reporter: Reporter, run_budget: WaitBudget | None = None, own_time: bool = False):
+        self.cell, self.cfg, self.protocol, self.threads, self.run_env = cell, cfg, protocol, threads, run_env
+        self.reporter, self.run_budget, self.own_time = reporter, run_budget, own_time
+        device = get_device(cell.device)
+        self.device, self.options = device, cfg.options_for(cell.device)
+        self.base = dict(model=cell.model, device=cell.device, runner=cell.runner_label, form=cell.form,
+                         precision=self.options.get("precision", device.precision), threads=threads,
+                         protocol=protocol.to_dict(), started=now_iso())
+        self.stage, self.runner, self.loop, self.result = "export", None, None, None
+        self.load_ms, self.first_ms = 0.0, None
+        self._guard(self._open)
+
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except KeyboardInterrupt:
+            self._close_runner()
+            raise
+        except Exception as e:  # a failing cell is data, not a crash
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            tb = traceback.extract_tb(e.__traceback__)
+            where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb and not isinstance(e, UserError) else ""
+            self.result = LatencyResult(**self.base, status=FAILED, error=f"{type(e).__name__}: {detail}{where}",
+                                        error_stage=self.stage)
+            self._close_runner()
+
+    def _open(self) -> None:
+        cell, cfg = self.cell, self.cfg
+        self.base["model_info"] = _model_info(cell.model, cfg)
         request = export_request(cfg, cell.model, cell.device, deploy=cell.form == "deploy")
         if cell.runner.exporter:
             artifact, _hit = get_exporter(cell.runner.exporter)(request, cfg.cache_dir)
             target = artifact
-            base["artifact"] = artifact.to_dict()
-            base["precision"] = artifact.precision
+            self.base["artifact"] = artifact.to_dict()
+            self.base["precision"] = artifact.precision
         else:
             target = zoo.build_model(request)
-        stage = "load"
-        runner = make_runner(cell.runner, RunnerOptions(threads=threads, extra=options))
-        with runner:
-            _, load_ms = timed_ms(lambda: runner.load(target))
-            first_ms = None
-            if not runner.self_timed:
-                _, first_ms = timed_ms(runner.infer)
-                check_output(runner, cell, batch=cfg.batch)
-            stage = "run"
-            probe = ContentionProbe(threads=threads) if device.contention_probe else None
-            m = measure(runner if runner.self_timed else runner.infer, protocol, probe=probe,
-                        reload=runner.reload, on_round=lambda m: reporter.round_done(cell, m),
-                        run_budget=run_budget, on_wait=_waiting(reporter, cell))
-            result = _measured_result(base, m, load_ms, first_ms, runner.info(), runner.self_timed)
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # a failing cell is data, not a crash
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        tb = traceback.extract_tb(e.__traceback__)
-        where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb and not isinstance(e, UserError) else ""
-        result = LatencyResult(**base, status=FAILED, error=f"{type(e).__name__}: {detail}{where}",
-                               error_stage=stage)
-    # A size or batch other than the model's own is another comparison; the default stays "" so runs of the
-    # paper's protocol compare with those recorded before the key had the field.
-    asked = suite_input_shape(cfg, cell.model)
-    key = ComparabilityKey.of(run_env, result.device, result.runner, threads, result.precision,
-                              cell.runner.runtime, input_shape="x".join(map(str, asked)) if asked else "")
-    return replace(result, env_key=key, finished=now_iso())
+        self.stage = "load"
+        runner = self.runner = make_runner(cell.runner, RunnerOptions(threads=self.threads, extra=self.options))
+        _, self.load_ms = timed_ms(lambda: runner.load(target))
+        if not runner.self_timed:
+            _, self.first_ms = timed_ms(runner.infer)
+            check_output(runner, cell, batch=cfg.batch)
+        self.stage = "run"
+        probe = ContentionProbe(threads=self.threads) if self.device.contention_probe else None
+        self.loop = CellLoop(runner if runner.self_timed else runner.infer, self.protocol, probe=probe,
+                             reload=runner.reload, on_round=lambda m: self.reporter.round_done(cell, m),
+                             run_budget=self.run_budget, on_wait=_waiting(self.reporter, cell),
+                             own_time=self.own_time)
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.loop.done
+
+    def step(self) -> None:
+        self._guard(self.loop.step)
+
+    def _close_runner(self) -> None:
+        if self.runner is not None:
+            runner, self.runner = self.runner, None
+            runner.close()
+
+    def close(self) -> LatencyResult:
+        """The cell's record, with its comparability key."""
+        if self.result is None:
+            def finish():
+                m = self.loop.finish()
+                self.result = _measured_result(self.base, m, self.load_ms, self.first_ms, self.runner.info(),
+                                               self.runner.self_timed)
+            self._guard(finish)
+        self._close_runner()
+        # A size or batch other than the model's own is another comparison; the default stays "" so runs of
+        # the paper's protocol compare with those recorded before the key had the field.
+        asked = suite_input_shape(self.cfg, self.cell.model)
+        key = ComparabilityKey.of(self.run_env, self.result.device, self.result.runner, self.threads,
+                                  self.result.precision, self.cell.runner.runtime,
+                                  input_shape="x".join(map(str, asked)) if asked else "")
+        return replace(self.result, env_key=key, finished=now_iso())
+
+
+def measure_cell(cell: Cell, cfg: SuiteConfig, protocol: Protocol, threads: int, run_env: dict,
+                 reporter: Reporter, run_budget: WaitBudget | None = None) -> LatencyResult:
+    """One cell, start to end. Errors are caught and recorded with the stage they happened in."""
+    run = CellRun(cell, cfg, protocol, threads, run_env, reporter, run_budget)
+    while not run.done:
+        run.step()
+    return run.close()
 
 
 def _waiting(reporter: Reporter, cell: Cell):
@@ -203,6 +249,43 @@ def _measured_result(base: dict, m: Measurement, load_ms: float, first_ms: float
         source="measured:external" if self_timed else "measured")
 
 
+def _protocol(cfg: SuiteConfig, cell: Cell) -> Protocol:
+    return get_protocol(cfg.protocol, get_device(cell.device).kind, **dict(cfg.protocol_overrides))
+
+
+def measure_interleaved(cells: list[Cell], cfg: SuiteConfig, threads: int, run_env: dict, reporter: Reporter,
+                        run_budget: WaitBudget, writer: RunWriter, seed: int | None = None) -> None:
+    """The rounds of all cells of a device, round-robin in a fresh random order each pass, so slow drift (a
+    clock changing, a neighbour arriving) hits every model alike and the ranking, which is what a latency
+    study reports, holds. Every cell of the device is opened (exported and loaded) first; each is recorded as
+    soon as its own stopping rule ends it."""
+    rng = random.Random(seed)
+    index = 0
+    for device in dict.fromkeys(c.device for c in cells):
+        group = [c for c in cells if c.device == device]
+        runs = []
+        for cell in group:
+            reporter.cell_started(cell, index, len(cells))
+            runs.append(CellRun(cell, cfg, _protocol(cfg, cell), threads, run_env, reporter, run_budget,
+                                own_time=True))
+            index += 1
+        try:
+            active = list(runs)
+            while active:
+                rng.shuffle(active)
+                for run in active:
+                    if not run.done:
+                        run.step()
+                for run in [r for r in active if r.done]:
+                    result = run.close()
+                    writer.add(result)
+                    reporter.cell_done(result)
+                active = [r for r in active if not r.done]
+        finally:
+            for run in runs:
+                run._close_runner()
+
+
 def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = None,
               resume: Path | None = None) -> Run:
     """Measure every cell of the suite into one run file (written atomically after each cell); return the
@@ -228,12 +311,14 @@ def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = 
     run_budget = WaitBudget(cfg.wait_budget if cfg.wait_budget is not None else math.inf)
     reporter.run_started(path, len(cells))
     try:
-        for i, cell in enumerate(cells):
-            reporter.cell_started(cell, i, len(cells))
-            protocol = get_protocol(cfg.protocol, get_device(cell.device).kind, **dict(cfg.protocol_overrides))
-            result = measure_cell(cell, cfg, protocol, threads, run.env, reporter, run_budget)
-            writer.add(result)
-            reporter.cell_done(result)
+        if cfg.interleave:
+            measure_interleaved(cells, cfg, threads, run.env, reporter, run_budget, writer)
+        else:
+            for i, cell in enumerate(cells):
+                reporter.cell_started(cell, i, len(cells))
+                result = measure_cell(cell, cfg, _protocol(cfg, cell), threads, run.env, reporter, run_budget)
+                writer.add(result)
+                reporter.cell_done(result)
         writer.finish("complete")
     except KeyboardInterrupt:
         writer.finish("interrupted")
