@@ -139,7 +139,7 @@ class CellRun:
         try:
             fn()
         except KeyboardInterrupt:
-            self._close_runner()
+            self.close_runner()
             raise
         except Exception as e:  # a failing cell is data, not a crash
             detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
@@ -147,7 +147,7 @@ class CellRun:
             where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb and not isinstance(e, UserError) else ""
             self.result = LatencyResult(**self.base, status=FAILED, error=f"{type(e).__name__}: {detail}{where}",
                                         error_stage=self.stage)
-            self._close_runner()
+            self.close_runner()
 
     def _open(self) -> None:
         cell, cfg = self.cell, self.cfg
@@ -180,7 +180,7 @@ class CellRun:
     def step(self) -> None:
         self._guard(self.loop.step)
 
-    def _close_runner(self) -> None:
+    def close_runner(self) -> None:
         if self.runner is not None:
             runner, self.runner = self.runner, None
             runner.close()
@@ -193,7 +193,7 @@ class CellRun:
                 self.result = _measured_result(self.base, m, self.load_ms, self.first_ms, self.runner.info(),
                                                self.runner.self_timed)
             self._guard(finish)
-        self._close_runner()
+        self.close_runner()
         # A size or batch other than the model's own is another comparison; the default stays "" so runs of
         # the paper's protocol compare with those recorded before the key had the field.
         asked = suite_input_shape(self.cfg, self.cell.model)
@@ -283,7 +283,7 @@ def measure_interleaved(cells: list[Cell], cfg: SuiteConfig, threads: int, run_e
                 active = [r for r in active if not r.done]
         finally:
             for run in runs:
-                run._close_runner()
+                run.close_runner()
 
 
 def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = None,

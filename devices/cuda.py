@@ -11,19 +11,6 @@ from bench.core.runner import RunnerBase, RunnerOptions
 from bench.env.gpu import check_cuda, env_info, gpu_snapshot, require_cuda_device
 
 PRECISIONS = {"fp16": "float16", "fp32": "float32"}
-DEFAULT_INPUT_SHAPE = (1, 3, 224, 224)
-
-
-def model_input_shape(model) -> tuple[int, ...]:
-    """The input size the registry declares for a model it built (224x224 for the zoo; a user model's own), else
-    1x3x224x224."""
-    if getattr(model, "input_shape", None):  # what the suite asked (bench.zoo.build_model sets it)
-        return tuple(model.input_shape)
-    info = getattr(model, "build_info", None)
-    if info is None:
-        return DEFAULT_INPUT_SHAPE
-
-    return tuple(zoo.resolve(info.name).input_size)
 
 
 class CudaRunner(RunnerBase):
@@ -56,7 +43,7 @@ class CudaRunner(RunnerBase):
         device = torch.device("cuda", self.index)
         dtype = getattr(torch, PRECISIONS[self.precision])
         self.model = model.eval().to(device=device, dtype=dtype, memory_format=torch.channels_last)
-        shape = self.input_shape or model_input_shape(model)
+        shape = self.input_shape or zoo.model_input_shape(model)
         gen = torch.Generator().manual_seed(0)
         self.x = torch.randn(shape, generator=gen).to(device=device, dtype=dtype) \
             .contiguous(memory_format=torch.channels_last)

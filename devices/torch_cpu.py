@@ -1,9 +1,9 @@
 """Runner `torch`: PyTorch eager on the CPU, deploy form (or the train form, for the reparameterization ablation)."""
 from __future__ import annotations
 
+from bench import zoo
 from bench.core.device import DeviceSpec, RunnerSpec
 from bench.core.runner import RunnerBase, RunnerOptions
-from devices.cuda import model_input_shape
 
 
 class TorchCpuRunner(RunnerBase):
@@ -22,7 +22,7 @@ class TorchCpuRunner(RunnerBase):
         torch = self.torch
         torch.set_num_threads(self.options.threads)
         self.model = model.eval()
-        self._x = torch.randn(model_input_shape(model), generator=torch.Generator().manual_seed(0))
+        self._x = torch.randn(zoo.model_input_shape(model), generator=torch.Generator().manual_seed(0))
 
     def infer(self) -> None:
         with self.torch.inference_mode():

@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from bench.core.errors import UserError
+from bench.core.errors import EXIT_FAIL, EXIT_OK, EXIT_UNSTABLE, UserError
 from bench.stats import RatioEstimate, familywise_level, paired_ratio
 
 PASS, FAIL, UNSTABLE, ERROR, SKIP = "PASS", "FAIL", "UNSTABLE", "ERROR", "SKIP"
-EXIT_PASS, EXIT_FAIL, EXIT_UNSTABLE = 0, 1, 3
+EXIT_PASS = EXIT_OK  # the gate's exit codes are defined once, in bench/core/errors.py (FAIL 1, UNSTABLE 3)
 DEFAULT_MIN_EFFECT = 0.05
 DEFAULT_ALPHA = 0.05  # family-wise: the chance that a job with no real change fails
 _SEVERITY = {ERROR: 0, FAIL: 1, UNSTABLE: 2, PASS: 3, SKIP: 4}

@@ -10,7 +10,7 @@ import importlib
 _EXPORTS = {
     "BuildInfo": "registry", "ModelSpec": "registry", "create_model": "registry", "list_models": "registry",
     "model_specs": "registry", "resolve": "registry", "Complexity": "complexity", "complexity": "complexity",
-    "reparameterize": "surgery", "spec_complexity": "spec_complexity", "build_model": "build", "input_shape": "build",
+    "reparameterize": "surgery", "spec_complexity": "spec_complexity", "build_model": "build", "input_shape": "build", "model_input_shape": "build",
     "zoo_code_hash": "code_hash", "register_user_models": "registry", "register_recorded": "registry",
 }
 __all__ = sorted(_EXPORTS)

@@ -18,3 +18,12 @@ def build_model(request: ExportRequest):
                          activation=request.activation, **dict(request.overrides))
     model.input_shape = input_shape(request)
     return model
+
+
+def model_input_shape(model) -> tuple[int, ...]:
+    """The NCHW input a built model is fed: what the suite asked (`build_model` sets `input_shape`), else the
+    size the registry declares for it (224x224 for the zoo), else 1x3x224x224."""
+    if getattr(model, "input_shape", None):
+        return tuple(model.input_shape)
+    info = getattr(model, "build_info", None)
+    return tuple(resolve(info.name).input_size) if info is not None else (1, 3, 224, 224)

@@ -41,7 +41,7 @@ def test_cuda_input_shape_comes_from_the_zoo():
     from torch import nn
 
     from bench.zoo import create_model
-    from devices.cuda import model_input_shape
+    from bench.zoo import model_input_shape
 
     assert model_input_shape(create_model("mobileone_s0")) == (1, 3, 224, 224)
     assert model_input_shape(nn.Conv2d(3, 8, 3)) == (1, 3, 224, 224)
