@@ -35,57 +35,120 @@ def contention_threshold(threads: int | None, cpus: int) -> float:
     return CONTENTION_FLOOR + 0.5 * (cpus - used) / cpus
 
 
-class ContentionProbe:
-    """How much of our CPUs other processes used over an interval: busy time (steal included, as the kernel
-    reports it for a VM's CPUs) of the CPUs in our affinity set, from /proc/stat, minus this process's own CPU
-    time, as a fraction of those CPUs' capacity. `threads` is what the measured runner uses: it sets the
-    threshold a round is judged by (see contention_threshold)."""
+def foreign_by_cpu(busy_s: dict[int, float], own_s: dict[int, float], own_total_s: float,
+                   wall_s: float) -> dict[int, float]:
+    """Other processes' share of each CPU over an interval: the CPU's busy seconds (steal included) minus
+    ours on it, over the interval. Our per-CPU seconds are attributed to the CPU each thread last ran on, so a
+    thread that moved leaves its time on the wrong CPU; the per-CPU figures are therefore scaled so that
+    together they hold exactly the pooled foreign time (busy - ours, which /proc/stat and our own clock give
+    exactly). A CPU's figure is then at least the pooled share where the load sits there, and never more
+    than the pooled time allows."""
+    if wall_s <= 0 or not busy_s:
+        return {c: 0.0 for c in busy_s}
+    raw = {c: max(0.0, busy_s[c] - own_s.get(c, 0.0)) for c in busy_s}
+    pooled = max(0.0, sum(busy_s.values()) - own_total_s)
+    total_raw = sum(raw.values())
+    scale = pooled / total_raw if total_raw > 0 else 0.0
+    return {c: min(1.0, raw[c] * scale / wall_s) for c in busy_s}
 
-    def __init__(self, stat_path: str = "/proc/stat", threads: int | None = None):
-        self.stat_path = stat_path
+
+def load_on_needed_cpus(shares: dict[int, float], threads: int | None) -> float:
+    """The foreign load a round with `threads` threads meets: the scheduler can put them on the least-loaded
+    CPUs of the affinity set, so it is the highest load among the `threads` least-loaded ones. With as many
+    threads as CPUs that is the busiest CPU: a parallel operator waits for its slowest thread."""
+    if not shares:
+        return 0.0
+    ordered = sorted(shares.values())
+    used = min(len(ordered), threads or len(ordered))
+    return ordered[used - 1]
+
+
+class ContentionProbe:
+    """How much of the CPUs a round needs other processes used: per CPU of our affinity set, its busy time
+    (steal included, as the kernel reports it for a VM's CPUs) from /proc/stat, minus our threads' time on it
+    (/proc/self/task/*/stat), as a share of the interval (foreign_by_cpu); the round is judged by the load on
+    the CPUs its threads need (load_on_needed_cpus). `threads` is what the measured runner uses: it sets both
+    that and the threshold (contention_threshold). `last` holds the last interval's per-CPU figures, steal
+    and pooled share, the evidence behind the figure."""
+
+    def __init__(self, stat_path: str = "/proc/stat", threads: int | None = None,
+                 task_dir: str = "/proc/self/task"):
+        self.stat_path, self.task_dir = stat_path, task_dir
         self.threads = threads
         try:
             self.cpus = sorted(os.sched_getaffinity(0))
         except AttributeError:  # not Linux
             self.cpus = list(range(os.cpu_count() or 1))
         self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        self._start: tuple[float, float, float] | None = None
+        self._start: tuple | None = None
+        self.last: dict = {}
 
-    def _busy_s(self) -> float | None:
+    def _cpu_seconds(self) -> tuple[dict[int, float], dict[int, float]] | None:
+        """(busy, steal) seconds per CPU of the affinity set; None where /proc/stat is absent."""
         try:
             with open(self.stat_path) as f:
                 lines = f.read().splitlines()
         except OSError:
             return None
-        wanted = {f"cpu{c}" for c in self.cpus}
-        busy = 0
-        found = 0
+        wanted = {f"cpu{c}": c for c in self.cpus}
+        busy: dict[int, float] = {}
+        steal: dict[int, float] = {}
         for line in lines:
             parts = line.split()
             if parts and parts[0] in wanted:
                 v = [int(x) for x in parts[1:]]
                 idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
-                busy += sum(v[:8]) - idle  # guest time is already inside user
-                found += 1
-        return busy / self.tick if found else None
+                c = wanted[parts[0]]
+                busy[c] = (sum(v[:8]) - idle) / self.tick  # guest time is already inside user
+                steal[c] = (v[7] if len(v) > 7 else 0) / self.tick
+        return (busy, steal) if busy else None
+
+    def _own_by_cpu(self) -> dict[int, float]:
+        """Our threads' CPU seconds, each thread's on the CPU it last ran on (field 39 of its stat)."""
+        own: dict[int, float] = {}
+        try:
+            tasks = os.listdir(self.task_dir)
+        except OSError:
+            return own
+        for tid in tasks:
+            try:
+                with open(f"{self.task_dir}/{tid}/stat") as f:
+                    text = f.read()
+            except OSError:
+                continue  # a thread that ended
+            fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ", comm may hold spaces
+            if len(fields) > 36:
+                cpu = int(fields[36])
+                own[cpu] = own.get(cpu, 0.0) + (int(fields[11]) + int(fields[12])) / self.tick
+        return own
 
     def threshold(self, p: Protocol) -> float:
         return p.contention_threshold if p.contention_threshold is not None else \
             contention_threshold(self.threads, len(self.cpus))
 
     def start(self) -> None:
-        self._start = (self._busy_s(), time.process_time(), time.monotonic())
+        self._start = (self._cpu_seconds(), self._own_by_cpu(), time.process_time(), time.monotonic())
 
     def stop(self) -> float | None:
-        """Other processes' share of our CPUs since start(), in [0, 1]; None where /proc/stat is absent."""
+        """The foreign load on the CPUs the round needs since start(), in [0, 1]; None where /proc/stat is
+        absent."""
         if self._start is None or self._start[0] is None:
             return None
-        busy0, own0, wall0 = self._start
-        busy1, own1, wall1 = self._busy_s(), time.process_time(), time.monotonic()
-        if busy1 is None or wall1 <= wall0:
+        cpu0, own0, total0, wall0 = self._start
+        cpu1, own1, total1, wall1 = self._cpu_seconds(), self._own_by_cpu(), time.process_time(), time.monotonic()
+        if cpu1 is None or wall1 <= wall0:
             return None
-        other = (busy1 - busy0) - (own1 - own0)
-        return float(min(1.0, max(0.0, other / ((wall1 - wall0) * len(self.cpus)))))
+        (busy0, steal0), (busy1, steal1) = cpu0, cpu1
+        wall = wall1 - wall0
+        busy = {c: busy1[c] - busy0.get(c, 0.0) for c in busy1}
+        # A thread's time since start, on the CPU it was last seen on (threads born since start count whole).
+        own = {c: own1.get(c, 0.0) - own0.get(c, 0.0) for c in set(own1) | set(own0)}
+        shares = foreign_by_cpu(busy, own, total1 - total0, wall)
+        load = load_on_needed_cpus(shares, self.threads)
+        self.last = {"per_cpu": shares, "load": load,
+                     "pooled": max(0.0, sum(busy.values()) - (total1 - total0)) / (wall * len(busy)),
+                     "steal": {c: (steal1[c] - steal0.get(c, 0.0)) / wall for c in steal1}}
+        return float(min(1.0, max(0.0, load)))
 
 
 @runtime_checkable

@@ -1,5 +1,6 @@
 """The measurement engine on a synthetic clock: the stopping rule, presets, contention retries."""
 import itertools
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -181,19 +182,79 @@ def test_quiet_run_is_not_flagged():
     assert not m.contended and not m.rejected_rounds
 
 
-def test_contention_probe_reads_proc_stat(tmp_path):
+def _task_stat(tid: int, cpu: int, ticks: int) -> str:
+    """A /proc/<pid>/task/<tid>/stat line: utime (field 14) = ticks, processor (field 39) = cpu; a comm
+    with spaces and parentheses, as thread names can have."""
+    after = ["S"] + ["0"] * 10 + [str(ticks), "0"] + ["0"] * 23 + [str(cpu)] + ["0"] * 13
+    return f"{tid} (ort (pool) 1) " + " ".join(after) + "\n"
+
+
+def _fake_proc(tmp_path, busy: tuple[int, int], own: dict[int, tuple[int, int]], steal=(0, 0)):
     stat = tmp_path / "stat"
-    probe = ContentionProbe(str(stat))
-    probe.cpus = [0, 1]
-    probe.tick = 100
-    stat.write_text("cpu  0 0 0 0\ncpu0 100 0 0 100 0 0 0 0\ncpu1 100 0 0 100 0 0 0 0\n")
+    stat.write_text("cpu  0 0 0 0\n" + "".join(f"cpu{c} {b} 0 0 100 0 0 0 {steal[c]}\n" for c, b in enumerate(busy)))
+    tasks = tmp_path / "task"
+    for tid, (cpu, ticks) in own.items():
+        (tasks / str(tid)).mkdir(parents=True, exist_ok=True)
+        (tasks / str(tid) / "stat").write_text(_task_stat(tid, cpu, ticks))
+    return str(stat), str(tasks)
+
+
+def _probe_interval(tmp_path, before, after, threads, cpus=(0, 1), own_total_s=0.0, wall_s=1.0):
+    """The probe's figure over a faked interval of `wall_s` between two /proc states."""
+    stat, tasks = _fake_proc(tmp_path, *before)
+    probe = ContentionProbe(stat, threads=threads, task_dir=tasks)
+    probe.cpus, probe.tick = list(cpus), 100
     probe.start()
-    busy0 = probe._start
-    # 1 s later (faked): 100 busy ticks on each CPU = 2 CPU-seconds, none of them ours
-    probe._start = (busy0[0], busy0[1], busy0[2] - 1.0)
-    stat.write_text("cpu  0 0 0 0\ncpu0 200 0 0 100 0 0 0 0\ncpu1 200 0 0 100 0 0 0 0\n")
-    share = probe.stop()
+    cpu0, own0, total0, wall0 = probe._start
+    probe._start = (cpu0, own0, time.process_time() - own_total_s, time.monotonic() - wall_s)
+    _fake_proc(tmp_path, *after)
+    return probe.stop(), probe
+
+
+def test_contention_probe_reads_proc_stat(tmp_path):
+    # 1 s: 100 busy ticks on each CPU = 2 CPU-seconds, none of them ours
+    share, probe = _probe_interval(tmp_path, ((100, 100), {}), ((200, 200), {}), threads=2)
     assert share == pytest.approx(1.0, abs=0.05)
+    assert probe.last["pooled"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_load_on_one_cpu_is_judged_per_cpu(tmp_path):
+    # 1 s, 2 threads on 2 CPUs: our threads busy 0.9 s on each; CPU 0 also ran an intruder 0.1 s
+    # (busy 1.0 s), CPU 1 only ours. Pooled that is 5% (0.1 of 2 CPU-seconds), under the 5% floor's edge;
+    # per CPU it is 10% on CPU 0, and a parallel operator waits for the thread on CPU 0.
+    before = ((0, 0), {11: (0, 0), 12: (1, 0)})
+    after = ((100, 90), {11: (0, 90), 12: (1, 90)})
+    share, probe = _probe_interval(tmp_path, before, after, threads=2, own_total_s=1.8)
+    assert probe.last["pooled"] == pytest.approx(0.05, abs=0.01)
+    assert share == pytest.approx(0.10, abs=0.01)
+    # The same interval judged for a 1-thread round: the scheduler can keep it on the quiet CPU.
+    share1, _ = _probe_interval(tmp_path, before, after, threads=1, own_total_s=1.8)
+    assert share1 == pytest.approx(0.0, abs=0.01)
+
+
+def test_per_cpu_figures_are_bounded_by_the_pooled_foreign_time():
+    from bench.measure import foreign_by_cpu, load_on_needed_cpus
+
+    # A thread that moved: its 0.9 s are credited to CPU 1 though it ran on CPU 0. Raw, CPU 0 would look
+    # 90% foreign; scaled to the exact pooled foreign time (0.1 s) it cannot exceed 10%.
+    shares = foreign_by_cpu({0: 1.0, 1: 0.9}, {1: 1.8}, own_total_s=1.8, wall_s=1.0)
+    assert shares[0] == pytest.approx(0.1) and shares[1] == 0.0
+    # Nothing foreign at all: all zero, whatever the attribution.
+    assert foreign_by_cpu({0: 0.5, 1: 0.5}, {0: 1.0}, own_total_s=1.0, wall_s=1.0) == {0: 0.0, 1: 0.0}
+    # The load a round meets: the highest among the `threads` least-loaded CPUs.
+    loads = {0: 0.6, 1: 0.0, 2: 0.2, 3: 0.05}
+    assert load_on_needed_cpus(loads, 1) == 0.0
+    assert load_on_needed_cpus(loads, 2) == 0.05
+    assert load_on_needed_cpus(loads, 4) == 0.6
+    assert load_on_needed_cpus(loads, 16) == 0.6  # oversubscribed: every CPU is needed
+    assert load_on_needed_cpus(loads, None) == 0.6  # unknown threads: the strictest
+
+
+def test_steal_time_counts_as_foreign_load(tmp_path):
+    # The hypervisor ran someone else on CPU 1 for 0.3 s (steal), which /proc/stat counts as busy.
+    share, probe = _probe_interval(tmp_path, ((0, 0), {}, (0, 0)), ((0, 0), {}, (0, 30)), threads=2)
+    assert share == pytest.approx(0.3, abs=0.02)
+    assert probe.last["steal"][1] == pytest.approx(0.3, abs=0.01)
 
 
 def test_unknown_protocol_and_bad_override():
