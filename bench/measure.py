@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol as TypingProtocol, runtime_checkable
 
 from bench.core.protocol import Protocol
 from bench.core.runner import TimedRound
-from bench.stats import round_stability, summarize
+from bench.stats import round_stability, summarize, widen_for_runs
 
 Clock = Callable[[], int]  # nanoseconds
 
@@ -323,7 +323,7 @@ def stopping_reason(m: Measurement, p: Protocol, elapsed_s: float) -> str:
         return "" if rounds < p.max_rounds else "round cap"
     if p.target_rel_ci is None:
         return "protocol complete"
-    width = summarize(m.samples_ms, p.statistic, p.trim).ci_rel_halfwidth
+    width = summarize(m.samples_ms, p.statistic, p.trim).ci_rel_halfwidth  # the rounds' own: more rounds shrink it
     if width <= p.target_rel_ci:
         return f"precision reached (+-{width:.1%})"
     if rounds >= p.max_rounds:
@@ -333,17 +333,21 @@ def stopping_reason(m: Measurement, p: Protocol, elapsed_s: float) -> str:
 
 def summarize_measurement(m: Measurement, p: Protocol) -> tuple[dict | None, dict | None, list[str]]:
     """(summary, device summary, flags) of a finished measurement."""
+    width = None
     if m.samples_ms:
-        summary = summarize(m.samples_ms, p.statistic, p.trim).to_dict()
+        own = summarize(m.samples_ms, p.statistic, p.trim)
+        summary, width = widen_for_runs(own, p.between_runs_rel).to_dict(), own.ci_rel_halfwidth
     else:
         summary = m.aggregates[-1] if m.aggregates else None
-    device_summary = summarize(m.device_samples_ms, p.statistic, p.trim).to_dict() if m.device_samples_ms else None
+        width = summary.get("ci_rel_halfwidth") if summary else None
+    device_summary = (widen_for_runs(summarize(m.device_samples_ms, p.statistic, p.trim), p.between_runs_rel).to_dict()
+                      if m.device_samples_ms else None)
     flags = []
     if m.contended:
         flags.append("contended")
     if m.rejected_rounds:
         flags.append(f"rounds-redone:{len(m.rejected_rounds)}")
-    width = summary.get("ci_rel_halfwidth") if summary else None
+    # Precision is the rounds' own interval: the run-to-run part is the same however long the cell runs.
     if p.target_rel_ci is not None and width is not None and width > p.target_rel_ci:
         flags.append("precision-not-reached")
     stability = round_stability(m.samples_ms)

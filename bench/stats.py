@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import stats as sps
@@ -33,14 +33,26 @@ class Summary:
     ci_high_ms: float
     count: int
     rounds: int
+    # The interval of this run's rounds alone, where the reported one is widened for run-to-run spread.
+    within_low_ms: float | None = None
+    within_high_ms: float | None = None
 
     @property
     def ci_rel_halfwidth(self) -> float:
         return (self.ci_high_ms - self.ci_low_ms) / 2 / self.latency_ms if self.latency_ms else math.inf
 
+    @property
+    def within_rel_halfwidth(self) -> float:
+        """The half-width of the rounds' own interval: what more rounds can shrink."""
+        if self.within_low_ms is None or self.within_high_ms is None:
+            return self.ci_rel_halfwidth
+        return (self.within_high_ms - self.within_low_ms) / 2 / self.latency_ms if self.latency_ms else math.inf
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ci_rel_halfwidth"] = self.ci_rel_halfwidth
+        if self.within_low_ms is None:
+            del d["within_low_ms"], d["within_high_ms"]
         return d
 
     @classmethod
@@ -197,6 +209,19 @@ def summarize(rounds: list[list[float]] | list[np.ndarray], statistic: str = "me
         std_ms=float(pooled.std(ddof=1)) if len(pooled) > 1 else 0.0, min_ms=float(pooled.min()),
         max_ms=float(pooled.max()), ci_low_ms=float(lo), ci_high_ms=float(hi), count=int(len(pooled)),
         rounds=len(arrs))
+
+
+def widen_for_runs(s: Summary, between_runs_rel: float, level: float = 0.95) -> Summary:
+    """The interval a run can honestly report: its rounds' interval with the run-to-run spread it cannot see
+    (relative sd `between_runs_rel`) added in quadrature on each side. The rounds' own interval is kept as
+    `within` (what the stopping rule and the precision flag judge)."""
+    if between_runs_rel <= 0:
+        return s
+    extra = sps.norm.ppf(0.5 + level / 2) * between_runs_rel * s.latency_ms
+    low = s.latency_ms - math.hypot(max(0.0, s.latency_ms - s.ci_low_ms), extra)
+    high = s.latency_ms + math.hypot(max(0.0, s.ci_high_ms - s.latency_ms), extra)
+    return replace(s, ci_low_ms=max(0.0, low), ci_high_ms=high, within_low_ms=s.ci_low_ms,
+                   within_high_ms=s.ci_high_ms)
 
 
 # --- The regression gate (bench ab, bench compare, bench calibrate) --------------------------------------

@@ -36,12 +36,18 @@ class Protocol:
     contention_retries: int = 2
     contention_wait_s: float = 1.0  # the first wait for quiet; each further wait doubles
     contention_budget_s: float = 10.0  # the most a cell waits for quiet in all (then it is kept, flagged)
+    # The run-to-run spread (relative sd) one run cannot see: a new session, memory placement, the machine's
+    # state minutes later. The reported 95% CI adds it in quadrature to the interval of the run's own rounds;
+    # the stopping rule judges only the latter (no number of rounds can shrink this part).
+    between_runs_rel: float = 0.0
 
     def __post_init__(self):
         if self.statistic not in STATISTICS:
             raise ValueError(f"statistic {self.statistic!r} not one of {STATISTICS}")
         if not self.max_s > 0:  # also refuses NaN, which would silently turn the cap off
             raise ValueError(f"max_s must be a positive number of seconds (inf: no time cap), not {self.max_s}")
+        if not 0.0 <= self.between_runs_rel < 1.0:  # also refuses NaN
+            raise ValueError(f"between_runs_rel must be a relative spread in [0, 1), not {self.between_runs_rel}")
         if not 1 <= self.min_rounds <= self.max_rounds:
             raise ValueError(f"rounds: need 1 <= min_rounds ({self.min_rounds}) <= max_rounds ({self.max_rounds})")
 

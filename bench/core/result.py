@@ -178,7 +178,7 @@ def _nested(name: str, build):
 # --- The typed parts of a cell --------------------------------------------------------------------------------
 
 _SUMMARY_MS = ("latency_ms", "median_ms", "p90_ms", "mean_ms", "min_ms", "max_ms", "ci_low_ms", "ci_high_ms",
-               "trimmed_low_ms", "trimmed_high_ms", "last_round_ms")
+               "trimmed_low_ms", "trimmed_high_ms", "last_round_ms", "within_low_ms", "within_high_ms")
 
 
 @dataclass(frozen=True)
@@ -204,8 +204,13 @@ class Summary:
     trimmed_low_ms: float | None = None
     trimmed_high_ms: float | None = None
     last_round_ms: float | None = None
+    # Where the 95% interval was widened for run-to-run spread (protocol between_runs_rel): the interval of
+    # the run's own rounds.
+    within_low_ms: float | None = None
+    within_high_ms: float | None = None
 
-    OPTIONAL = ("trimmed_low_ms", "trimmed_high_ms", "last_round_ms")  # written only when set
+    OPTIONAL = ("trimmed_low_ms", "trimmed_high_ms", "last_round_ms", "within_low_ms",
+                "within_high_ms")  # written only when set
 
     def __post_init__(self):
         set_ = object.__setattr__

@@ -312,3 +312,23 @@ def test_waiting_for_quiet_stops_when_a_budget_is_spent():
     m = measure(fc.infer, p, clock=fc.clock, probe=ScriptedProbe(itertools.repeat(0.9)), sleep=waits.append,
                 run_budget=run)
     assert waits == [1.0, 0.5] and run.left == 0.0 and m.contended
+
+
+def test_precision_is_judged_on_the_rounds_own_interval_not_the_widened_one():
+    # Rounds that agree to within 0.1%: the rounds' interval reaches a 2% target at once, even though the
+    # reported interval, widened by a 3% run-to-run spread, is near +-6%.
+    p = Protocol("t", warmup_iters=0, warmup_s=0, min_rounds=3, max_rounds=10, round_min_iters=5,
+                 round_max_iters=5, target_rel_ci=0.02, between_runs_rel=0.03)
+    fc = FakeClock(itertools.cycle([1.0, 1.001, 0.999]))
+    m = measure(fc.infer, p, clock=fc.clock)
+    assert m.stop_reason.startswith("precision reached") and len(m.samples_ms) == 3
+    assert "precision-not-reached" not in m.flags
+    s = m.summary
+    assert (s["ci_high_ms"] - s["ci_low_ms"]) / 2 / s["latency_ms"] > 0.05
+    assert s["within_high_ms"] - s["within_low_ms"] < 0.01
+
+
+def test_between_runs_rel_is_checked():
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(UserError, match="between_runs_rel"):
+            get_protocol("default", between_runs_rel=bad)

@@ -1,9 +1,18 @@
 """Statistics on samples whose answers are known by hand."""
+import math
+
 import numpy as np
 import pytest
 
-from bench.stats import (cluster_bootstrap_ci, cluster_bootstrap_median_ci, early_stopping_percentile,
-                         median_ci_order_stat, min_samples_for_early_stopping, summarize, trimmed_round_means)
+from bench.stats import (
+    cluster_bootstrap_ci,
+    cluster_bootstrap_median_ci,
+    early_stopping_percentile,
+    median_ci_order_stat,
+    min_samples_for_early_stopping,
+    summarize,
+    trimmed_round_means,
+)
 
 
 def test_summary_of_known_samples():
@@ -92,8 +101,8 @@ def test_round_stability_on_known_answers():
 
 def test_unstable_rounds_are_flagged_by_the_loop():
     from bench.core.protocol import Protocol
-    from bench.measure import measure
     from bench.core.runner import TimedRound
+    from bench.measure import measure
 
     class Drifting:
         def __init__(self):
@@ -109,3 +118,20 @@ def test_unstable_rounds_are_flagged_by_the_loop():
     p = Protocol("t", min_rounds=8, max_rounds=8, target_rel_ci=None)
     m = measure(Drifting(), p)
     assert any(f.startswith("unstable:drift") for f in m.flags)
+
+
+def test_the_reported_interval_adds_the_run_to_run_spread_in_quadrature():
+    from bench.stats import Summary, widen_for_runs
+
+    s = Summary("median", 10.0, 10.0, 11.0, 10.1, 0.5, 9.0, 12.0, ci_low_ms=9.97, ci_high_ms=10.04, count=100,
+                rounds=10)
+    assert widen_for_runs(s, 0.0) is s  # no spread declared: the rounds' own interval
+    w = widen_for_runs(s, 0.02)
+    extra = 1.959964 * 0.02 * 10.0  # 0.392 ms
+    assert w.ci_low_ms == pytest.approx(10.0 - math.hypot(0.03, extra), rel=1e-5)
+    assert w.ci_high_ms == pytest.approx(10.0 + math.hypot(0.04, extra), rel=1e-5)
+    assert (w.within_low_ms, w.within_high_ms) == (9.97, 10.04)
+    assert w.within_rel_halfwidth == pytest.approx(s.ci_rel_halfwidth)
+    assert w.ci_rel_halfwidth > 0.0195  # at least the spread's own 1.96 sd
+    d = w.to_dict()
+    assert d["within_low_ms"] == 9.97 and "within_low_ms" not in s.to_dict()
