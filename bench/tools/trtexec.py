@@ -129,6 +129,7 @@ class TrtexecSettings:
     cuda_graph: bool = False
     copies: bool = False  # H2D/D2H copies inside each timed inference (our tensorrt runner: same default)
     spin_wait: bool = True  # our runner waits in cudaStreamSynchronize, which spins by default
+    device: int | None = None  # CUDA device (the trt device's `gpu` option): --device=N
 
 
 def settings_for(protocol: Protocol, extra: dict, precision: str = "fp16", opt_level: int = 3) -> TrtexecSettings:
@@ -142,7 +143,8 @@ def settings_for(protocol: Protocol, extra: dict, precision: str = "fp16", opt_l
         duration_s=0.0 if fixed else float(protocol.round_min_s),
         cuda_graph=option_flag(extra, "cuda_graph", False),
         copies=option_flag(extra, "copies", False),
-        spin_wait=option_flag(extra, "spin_wait", True))
+        spin_wait=option_flag(extra, "spin_wait", True),
+        device=int(extra["gpu"]) if extra.get("gpu") is not None else None)
 
 
 def _num(x: float) -> str:
@@ -210,6 +212,11 @@ def run_command(exe: str, engine: Path, times: Path, s: TrtexecSettings, help: T
         flags, note = toggle_args(setting, getattr(s, setting), help)
         args += flags
         notes.append(note)
+    if s.device is not None:
+        if "--device" not in help.flags:
+            raise UserError(f"{help.name} has no --device: leave the gpu option unset and select the GPU with "
+                            "CUDA_VISIBLE_DEVICES")
+        args.append(f"--device={s.device}")
     args.append(f"--exportTimes={times}")
     return args, notes
 
