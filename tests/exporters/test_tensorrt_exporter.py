@@ -227,3 +227,15 @@ def test_export_on_tensorrt_11_builds_the_parity_checked_fp16_onnx(tmp_path, mon
     assert not hit and meta["build_path"] == "strongly-typed+fp16-onnx" and meta["onnx_target"] == "onnx_fp16"
     assert meta["onnx_parity"]["cosine"] >= 0.999 and "/onnx_fp16/" in meta["onnx_path"]
     assert ("parse", "model.onnx") in sys.modules["tensorrt"].calls
+
+
+def test_the_trt_extra_allows_tensorrt_10_and_11():
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    req = next(Requirement(r) for r in project["optional-dependencies"]["trt"] if r.startswith("tensorrt"))
+    assert req.specifier.contains("10.16.1.11") and req.specifier.contains("11.1.0.106")
+    assert not req.specifier.contains("9.3.0") and not req.specifier.contains("12.0.0")
