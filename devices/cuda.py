@@ -6,7 +6,7 @@ from __future__ import annotations
 from bench import zoo
 from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec
 from bench.core.errors import UserError
-from bench.core.options import option_flag
+from bench.core.options import non_negative, option_flag, parse_shape
 from bench.core.runner import RunnerBase, RunnerOptions
 from bench.env.gpu import check_cuda, env_info, gpu_snapshot, require_cuda_device
 
@@ -28,7 +28,7 @@ class CudaRunner(RunnerBase):
         self.precision = str(extra.get("precision", "fp16")).lower()
         if self.precision not in PRECISIONS:
             raise UserError(f"cuda precision {self.precision!r} is not supported; use fp16 or fp32")
-        self.input_shape = tuple(int(d) for d in extra["input_shape"]) if "input_shape" in extra else None
+        self.input_shape = parse_shape("input_shape", extra["input_shape"]) if extra.get("input_shape") else None
         self.index = int(extra.get("gpu", 0))
         self.model = None
         self._graph = None
@@ -109,5 +109,7 @@ SPEC = DeviceSpec(
         OptionSpec("cuda_graph", bool, help="capture the inference in a CUDA graph"),
         OptionSpec("precision", str, None, ("fp16", "fp32"), "model precision on the GPU"),
         OptionSpec("cudnn_benchmark", bool, help="let cuDNN autotune its convolution algorithms"),
-        OptionSpec("gpu", int, help="CUDA device index (after CUDA_VISIBLE_DEVICES)"),
+        OptionSpec("gpu", int, help="CUDA device index (after CUDA_VISIBLE_DEVICES)", parse=non_negative),
+        OptionSpec("input_shape", str, help="input NCHW, e.g. 1x3x256x256 (default: the suite's, else the model's)",
+                   parse=parse_shape),
     ))

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.core.device import DeviceSpec, OptionSpec, RunnerSpec, via_option
 from bench.core.errors import UserError
 from bench.core.optional import require
-from bench.core.options import option_flag
+from bench.core.options import non_negative, option_flag
 from bench.core.runner import RunnerBase, RunnerOptions
 from bench.env.gpu import check_trt, env_info, gpu_snapshot, require_cuda_device
 from devices.trtexec import TrtexecRunner, check_trtexec
@@ -191,5 +191,6 @@ SPEC = DeviceSpec(
         via_option(("runtime", "trtexec")),
         OptionSpec("trtexec", str, help="path of the trtexec binary", shapes_artifact=True),
         OptionSpec("spin_wait", bool, help="trtexec: actively spin-wait on GPU events (default true)"),
-        OptionSpec("gpu", int, help="CUDA device index (after CUDA_VISIBLE_DEVICES)"),
+        OptionSpec("gpu", int, help="CUDA device index (after CUDA_VISIBLE_DEVICES); trtexec: --device",
+                   parse=non_negative),
     ))

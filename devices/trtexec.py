@@ -42,6 +42,7 @@ class TrtexecRunner(RunnerBase):
     def __init__(self, options: RunnerOptions):
         super().__init__(options)
         self.extra = dict(options.extra)
+        self.index = int(self.extra.get("gpu") or 0)  # trtexec's --device (see bench.tools.trtexec.settings_for)
         self._info: dict = {}
         self._logs: list[dict] = []
         self._notes: list[str] = []
@@ -63,8 +64,9 @@ class TrtexecRunner(RunnerBase):
         self._tmp = tempfile.TemporaryDirectory(prefix="trtexec-times-")
         self._info = {"runner": "trtexec", "trtexec": self.exe, "tensorrt": self.help.version or "unknown",
                       "onnx": target.metadata.get("onnx_path"), "onnx_sha256": target.metadata.get("onnx_sha256"),
-                      "engine": str(self.engine), "build": target.metadata.get("build"), "gpu": gpu_env(0),
-                      "gpu_before": gpu_snapshot(0), "latency_semantics": tool.LATENCY_NOTE}
+                      "engine": str(self.engine), "build": target.metadata.get("build"),
+                      "build_path": target.metadata.get("build_path"), "gpu": gpu_env(self.index),
+                      "gpu_before": gpu_snapshot(self.index), "latency_semantics": tool.LATENCY_NOTE}
 
     def warm_up(self, protocol: Protocol) -> tuple[int, float]:
         # trtexec warms up inside every round's process (--warmUp); the loop counts those per round.
@@ -97,7 +99,7 @@ class TrtexecRunner(RunnerBase):
         raise RuntimeError("trtexec times its own rounds: measure it with bench.measure.measure(runner, ...)")
 
     def info(self) -> dict:
-        return {**self._info, "gpu_after": gpu_snapshot(0) if self._logs else None,
+        return {**self._info, "gpu_after": gpu_snapshot(self.index) if self._logs else None,
                 "device_reported": {k: self._logs[0].get(k) for k in ("device", "device_uuid",
                                                                         "compute_capability")}
                 if self._logs else {},

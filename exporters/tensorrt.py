@@ -1,8 +1,12 @@
 """ONNX -> serialized TensorRT engine: fp16 (or fp32), static shape, a persistent timing cache, and the
 precision every layer really runs in, read back from the engine inspector.
 
-Written against the TensorRT 10 Python API. The decisions (builder configuration, the cache key's parts,
-inspector JSON -> precision counts) are pure functions; `export()` is the only part that needs a GPU.
+Written against the TensorRT 10 and 11 Python APIs. fp16 is built two ways, and the artifact records which
+(`metadata["build_path"]`): on 10, the fp32 ONNX as a weakly typed network with BuilderFlag.FP16 (TensorRT
+picks fp16 kernels where faster); on 11, which removed that flag and types every network strongly, the fp16
+ONNX of exporters/onnx_fp16.py (parity-checked against fp32 PyTorch) as a strongly typed network. The
+decisions (builder configuration, the cache key's parts, inspector JSON -> precision counts, what to do with
+a refused timing cache) are pure functions or take the builder as an argument; `export()` needs a GPU.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from bench.core.errors import UserError
 from bench.core.io import atomic_write_bytes, atomic_write_json
 from bench.core.optional import require
 from bench.env.gpu import gpu_identity
+from bench.tools.trtexec import STRONGLY_TYPED_FP16, WEAKLY_TYPED_FP16
 from exporters.base import cached_export
 
 TARGET = "tensorrt"
@@ -42,6 +47,14 @@ class BuildConfig:
     set_flags: tuple[str, ...]
     clear_flags: tuple[str, ...]
     profiling_verbosity: str = "DETAILED"  # the inspector reports per-layer formats only at DETAILED
+    strongly_typed: bool = False  # the network computes in the types its ONNX states
+    source: str = "onnx"  # the exporter of the ONNX built: "onnx" (fp32) or "onnx_fp16"
+
+    @property
+    def build_path(self) -> str:
+        if self.precision == "fp16":
+            return STRONGLY_TYPED_FP16 if self.strongly_typed else WEAKLY_TYPED_FP16
+        return "strongly-typed+fp32-onnx" if self.strongly_typed else "weakly-typed+fp32-onnx"
 
 
 def trt_major(version: str) -> int:
@@ -51,15 +64,16 @@ def trt_major(version: str) -> int:
         raise UserError(f"cannot read the TensorRT version {version!r}; reinstall with {_TRT_PIN}") from None
 
 
-_TRT_PIN = "pip install 'tensorrt>=10,<11'"
+_TRT_PIN = "pip install 'tensorrt>=10,<12'"
 
 
 def build_config(request: ExportRequest, trt_version: str) -> BuildConfig:
     """Builder settings from the request's `precision` (fp16 | fp32) and `opt_level` (0..5).
 
-    fp16 is TensorRT 10's weakly typed mode: the FP16 flag lets the builder pick fp16 kernels where they
-    are faster, and the inspector then says which layers took them. fp32 clears TF32 so that it is IEEE
-    fp32, not TensorFloat-32 (on by default in TensorRT)."""
+    fp16 on TensorRT 10 is the weakly typed mode: the FP16 flag lets the builder pick fp16 kernels where they
+    are faster, and the inspector then says which layers took them. TensorRT 11 has no FP16 flag (every
+    network is strongly typed), so fp16 there is the fp16 ONNX built as typed. fp32 clears TF32 so that it
+    is IEEE fp32, not TensorFloat-32 (on by default in TensorRT)."""
     precision = str(request.setting("precision", DEFAULT_PRECISION)).lower()
     if precision not in PRECISIONS:
         raise UserError(f"tensorrt precision {precision!r} is not supported; use one of {', '.join(PRECISIONS)}")
@@ -74,12 +88,14 @@ def build_config(request: ExportRequest, trt_version: str) -> BuildConfig:
     major = trt_major(trt_version)
     if major < 10:
         raise UserError(f"TensorRT {trt_version} is too old: this exporter uses the TensorRT 10 API; {_TRT_PIN}")
-    if precision == "fp16" and major >= 11:
-        raise UserError(f"TensorRT {trt_version} removed the FP16 builder flag (networks are strongly typed "
-                        f"from 11 on), so it cannot build our fp32 ONNX as fp16; {_TRT_PIN}, or use precision fp32")
+    if major > 11:
+        raise UserError(f"TensorRT {trt_version} is newer than this exporter knows (10 and 11); {_TRT_PIN}")
+    strong = major >= 11
     if precision == "fp16":
+        if strong:
+            return BuildConfig("fp16", level, (), (), strongly_typed=True, source="onnx_fp16")
         return BuildConfig("fp16", level, ("FP16",), ())
-    return BuildConfig("fp32", level, (), ("TF32",))
+    return BuildConfig("fp32", level, (), ("TF32",), strongly_typed=strong)
 
 
 def engine_tool_versions(trt_version: str, gpu_name: str, compute_capability: str, onnx_sha256: str) -> dict:
@@ -171,16 +187,19 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     cfg = build_config(request, trt.__version__)  # bad settings fail before the ONNX export runs
     # Imported here, not at the top: the ONNX exporter pulls in torch, which a host that only inspects or
     # loads engines never needs (tests/devices/test_gpu_imports.py).
-    from exporters import onnx as onnx_exporter
+    from exporters import onnx as onnx_exporter, onnx_fp16
 
     source, _ = onnx_exporter.export(onnx_request(request), cache_dir)
+    if cfg.source == "onnx_fp16":  # 11: the precision is in the graph
+        source, _ = onnx_fp16.export(onnx_request(request), cache_dir, source)
     gpu = gpu_identity(0)
     versions = engine_tool_versions(trt.__version__, gpu.name, gpu.compute_capability, source.sha256)
     cache_file = timing_cache_path(cache_dir, gpu.name, gpu.compute_capability, trt.__version__)
 
     def build(path: Path) -> ExportArtifact:
         meta = build_engine(Path(source.path), path, cfg, cache_file)
-        meta.update({"onnx_path": source.path, "onnx_sha256": source.sha256, "gpu": gpu.name,
+        meta.update({"onnx_path": source.path, "onnx_sha256": source.sha256, "onnx_target": source.target,
+                     "onnx_parity": source.metadata.get("parity"), "gpu": gpu.name,
                      "compute_capability": gpu.compute_capability})
         return ExportArtifact(
             model=request.model, target=TARGET, precision=cfg.precision, path=str(path),
@@ -202,19 +221,50 @@ def _apply(trt, config, cfg: BuildConfig) -> None:
     config.profiling_verbosity = getattr(trt.ProfilingVerbosity, cfg.profiling_verbosity)
 
 
-def _load_timing_cache(config, cache_file: Path):
-    """The persisted timing cache, or a fresh one where there is none or it cannot be read."""
+def load_timing_cache(config, cache_file: Path) -> dict:
+    """Give the builder the persisted timing cache, or a fresh one where there is none, it cannot be read,
+    or TensorRT refuses it. Returns what happened, for the artifact.
+
+    `set_timing_cache(cache, ignore_mismatch=False)` returns False when the cache was made on another device
+    or version: TensorRT then builds without one, `get_timing_cache()` gives None after the build, and the
+    stale file would never be replaced, so every later build would fail the same way. A fresh cache is set
+    instead, and written back after the build."""
     data = cache_file.read_bytes() if cache_file.exists() else b""
+    status = "loaded" if data else "new"
     try:
         cache = config.create_timing_cache(data)
     except Exception:  # unreadable (truncated, foreign): start over rather than fail the build
         cache = None
     if cache is None:
-        data = b""
+        data, status = b"", "unreadable: replaced by a fresh cache"
         cache = config.create_timing_cache(b"")
     # ignore_mismatch=False: a cache from another device or version is refused, never silently mixed in
-    config.set_timing_cache(cache, False)
-    return len(data)
+    if config.set_timing_cache(cache, False) is False:
+        data, status = b"", "refused by TensorRT (device or version mismatch): replaced by a fresh cache"
+        if config.set_timing_cache(config.create_timing_cache(b""), False) is False:
+            status = "refused by TensorRT, and a fresh cache too: built without a timing cache"
+    return {"status": status, "bytes_before": len(data)}
+
+
+def save_timing_cache(config, cache_file: Path) -> int | None:
+    """Write the builder's timing cache back (atomically); None where the builder has none to give."""
+    cache = config.get_timing_cache()
+    if cache is None:
+        return None
+    out = bytes(memoryview(cache.serialize()))
+    atomic_write_bytes(cache_file, out)
+    return len(out)
+
+
+def create_network(trt, builder, cfg: BuildConfig):
+    """Explicit batch is the only mode from 10 on (flag 0). A strongly typed network is asked for with
+    NetworkDefinitionCreationFlag.STRONGLY_TYPED where the enum has it (10; on 11 it is always on and the
+    member is kept, deprecated)."""
+    flags = 0
+    member = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if cfg.strongly_typed and member is not None:
+        flags |= 1 << int(member)
+    return builder.create_network(flags)
 
 
 def build_engine(onnx_path: Path, engine_path: Path, cfg: BuildConfig, cache_file: Path) -> dict:
@@ -224,7 +274,7 @@ def build_engine(onnx_path: Path, engine_path: Path, cfg: BuildConfig, cache_fil
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    network = create_network(trt, builder, cfg)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -234,7 +284,7 @@ def build_engine(onnx_path: Path, engine_path: Path, cfg: BuildConfig, cache_fil
         check_static(tensor.name, tuple(tensor.shape))
     config = builder.create_builder_config()
     _apply(trt, config, cfg)
-    cache_bytes_before = _load_timing_cache(config, cache_file)
+    cache_state = load_timing_cache(config, cache_file)
 
     t0 = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -243,8 +293,7 @@ def build_engine(onnx_path: Path, engine_path: Path, cfg: BuildConfig, cache_fil
         raise RuntimeError(f"TensorRT built no engine from {onnx_path} (see the builder's errors above)")
     engine_bytes = bytes(memoryview(serialized))
     Path(engine_path).write_bytes(engine_bytes)
-    cache_out = bytes(memoryview(config.get_timing_cache().serialize()))
-    atomic_write_bytes(cache_file, cache_out)
+    cache_after = save_timing_cache(config, cache_file)
 
     runtime = trt.Runtime(logger)
     engine = runtime.deserialize_cuda_engine(engine_bytes)
@@ -254,7 +303,8 @@ def build_engine(onnx_path: Path, engine_path: Path, cfg: BuildConfig, cache_fil
         "precision_counts": precision_counts(info), "build_s": build_s, "engine_bytes": len(engine_bytes),
         "opt_level": cfg.opt_level, "builder_flags_set": list(cfg.set_flags),
         "builder_flags_cleared": list(cfg.clear_flags), "profiling_verbosity": cfg.profiling_verbosity,
-        "timing_cache": str(cache_file), "timing_cache_bytes_before": cache_bytes_before,
-        "timing_cache_bytes_after": len(cache_out), "layers_file": LAYERS_FILE,
-        "tensorrt": trt.__version__,
+        "timing_cache": str(cache_file), "timing_cache_status": cache_state["status"],
+        "timing_cache_bytes_before": cache_state["bytes_before"], "timing_cache_bytes_after": cache_after,
+        "layers_file": LAYERS_FILE, "tensorrt": trt.__version__, "build_path": cfg.build_path,
+        "strongly_typed": cfg.strongly_typed,
     }

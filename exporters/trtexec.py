@@ -1,5 +1,6 @@
 """ONNX -> TensorRT engine built by NVIDIA's trtexec (the `via = "trtexec"` path of the trt device): needs the
-trtexec binary and a GPU, not the tensorrt Python package. Keyed and cached like every other artifact: the
+trtexec binary and a GPU, not the tensorrt Python package. fp16 is built as this trtexec can: `--fp16` on the
+fp32 ONNX (TensorRT 10), or the fp16 ONNX as typed (11, which has no --fp16); the artifact records which. Keyed and cached like every other artifact: the
 ONNX's hash, trtexec's version, the GPU model and the build settings."""
 from __future__ import annotations
 
@@ -47,9 +48,14 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
     tool.check_core_flags(help)
     # Imported here, not at the top: the ONNX exporter pulls in torch, which importing the trt device's
     # modules must not (tests/devices/test_gpu_imports.py).
-    from exporters import onnx as onnx_exporter
+    from exporters import onnx as onnx_exporter, onnx_fp16
 
     source, _ = onnx_exporter.export(onnx_request(request), cache_dir)
+    build_path = "fp32"
+    if settings.precision == "fp16":
+        build_path = help.fp16_build
+        if build_path == tool.STRONGLY_TYPED_FP16:  # 11: no --fp16; the precision is in the graph
+            source, _ = onnx_fp16.export(onnx_request(request), cache_dir, source)
     gpu = _gpu()
     version = help.version or "unknown"
     versions = {"trtexec": version, "gpu": gpu.name, "compute_capability": gpu.compute_capability,
@@ -66,7 +72,8 @@ def export(request: ExportRequest, cache_dir: Path) -> tuple[ExportArtifact, boo
         if proc.returncode != 0 or not log["passed"] or not path.exists():
             raise tool.failure("engine build", proc, log)
         (path.parent / "build.log").write_text(proc.stdout + proc.stderr)
-        meta = {"onnx_path": source.path, "onnx_sha256": source.sha256, "trtexec": exe, "tensorrt": version,
+        meta = {"onnx_path": source.path, "onnx_sha256": source.sha256, "onnx_target": source.target,
+                "onnx_parity": source.metadata.get("parity"), "build_path": build_path, "trtexec": exe, "tensorrt": version,
                 "gpu": gpu.name, "compute_capability": gpu.compute_capability, "opt_level": settings.opt_level,
                 "build": {"command": args, "notes": notes, "wall_s": time.perf_counter() - t0,
                           "build_s": log.get("build_s"), "device": log.get("device"),

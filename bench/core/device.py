@@ -33,12 +33,14 @@ class OptionSpec:
     allowed: tuple | None = None
     help: str = ""
     shapes_artifact: bool = False
+    parse: Callable[[str, Any], Any] | None = None  # (key, value) -> value, raising UserError: a value's form
 
     def check(self, device: str, value: Any) -> Any:
         key = f"devices.{device}.{self.name}"
         if self.type is bool and isinstance(value, str):
             return as_bool(key, value, "option")
-        return check_value(key, value, self.type, self.allowed)
+        value = check_value(key, value, self.type, self.allowed)
+        return self.parse(key, value) if self.parse else value
 
 
 @dataclass(frozen=True)

@@ -36,3 +36,21 @@ def check_value(key: str, value: Any, typ: type, allowed: tuple | None) -> Any:
     if allowed is not None and value not in allowed:
         raise UserError(f"{key} = {value!r} is not allowed; use one of {', '.join(map(str, allowed))}")
     return value
+
+
+def parse_shape(key: str, value) -> tuple[int, ...]:
+    """A tensor shape given as "1x3x224x224" (or a list of positive integers)."""
+    parts = value if isinstance(value, (list, tuple)) else str(value).lower().replace(",", "x").split("x")
+    try:
+        shape = tuple(int(str(p).strip()) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or any(d <= 0 for d in shape):
+        raise UserError(f"{key} = {value!r} is not an NCHW shape of positive integers; write it like 1x3x224x224")
+    return shape
+
+
+def non_negative(key: str, value: int) -> int:
+    if value < 0:
+        raise UserError(f"{key} = {value!r} is not a device index; use 0 or more")
+    return value

@@ -63,6 +63,11 @@ def _driver_missing(nvml: str) -> bool:
 
 
 def common_gpu_problem(f: GpuFacts) -> str | None:
+    """Why no NVIDIA GPU can run here, or None. What can run decides: a CUDA build of torch that sees a GPU
+    proves a driver and a GPU, whatever NVML says (containers often lack libnvidia-ml while CUDA works);
+    NVML's figures are then missing, and each result's `gpu.nvml` says why."""
+    if f.torch_cuda is not None and f.torch_gpus > 0:
+        return None
     if _driver_missing(f.nvml):
         return f.nvml
     if f.gpu_count == 0:
@@ -180,8 +185,8 @@ def cuda_version_string(version: int) -> str:
 
 
 def _visible_device(cuda_index: int) -> str | int:
-    """What NVML handle the CUDA device `cuda_index` is: NVML numbers GPUs physically and ignores
-    CUDA_VISIBLE_DEVICES, so map through it (a UUID or a physical index)."""
+    """What CUDA_VISIBLE_DEVICES says the CUDA device `cuda_index` is: a CUDA ordinal or a (possibly
+    shortened) UUID; the index itself where the variable is unset."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible:
         entries = [e.strip() for e in visible.split(",") if e.strip()]
@@ -191,11 +196,88 @@ def _visible_device(cuda_index: int) -> str | int:
     return cuda_index
 
 
+@dataclass(frozen=True)
+class NvmlTarget:
+    """The NVML device a CUDA index stands for: by NVML index or by full UUID, with how it was found and
+    whether that mapping is certain (recorded with every result as `gpu.nvml_device`)."""
+
+    index: int | None = None
+    uuid: str | None = None
+    how: str = ""
+    certain: bool = True
+
+
+def nvml_target(cuda_index: int, visible: str | None, order: str | None, nvml_uuids: list[str],
+                torch_uuid: str | None = None) -> NvmlTarget:
+    """Map a CUDA device index to NVML's numbering, which is physical (PCI bus order) and ignores both
+    CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER.
+
+    - A UUID from PyTorch's device properties (when CUDA is already up in this process) is exact.
+    - CUDA_VISIBLE_DEVICES may name a GPU by a unique UUID prefix ("GPU-5d1b2c3e"), which CUDA accepts but
+      nvmlDeviceGetHandleByUUID does not: the prefix is matched against NVML's own listing.
+    - A CUDA ordinal equals NVML's index only in PCI bus order: CUDA_DEVICE_ORDER=PCI_BUS_ID, or a single
+      GPU. Under FASTEST_FIRST (CUDA's default) with several GPUs it is a guess, and says so."""
+    if torch_uuid:
+        full = torch_uuid if torch_uuid.startswith(("GPU-", "MIG-")) else f"GPU-{torch_uuid}"
+        if full in nvml_uuids:
+            return NvmlTarget(nvml_uuids.index(full), full, "by UUID from PyTorch's device properties")
+    entries = [e.strip() for e in (visible or "").split(",") if e.strip()]
+    if visible is not None and visible.strip() != "":
+        if cuda_index >= len(entries):
+            return NvmlTarget(how=f"CUDA index {cuda_index} is past CUDA_VISIBLE_DEVICES={visible}", certain=False)
+        entry = entries[cuda_index]
+        if entry.startswith("MIG-"):  # a MIG instance: NVML resolves its full UUID itself
+            return NvmlTarget(uuid=entry, how="by MIG UUID from CUDA_VISIBLE_DEVICES")
+        if not entry.isdigit():
+            prefix = entry if entry.startswith("GPU-") else f"GPU-{entry}"
+            matches = [i for i, u in enumerate(nvml_uuids) if u.startswith(prefix)]
+            if len(matches) == 1:
+                return NvmlTarget(matches[0], nvml_uuids[matches[0]], f"UUID prefix {entry} from CUDA_VISIBLE_DEVICES")
+            return NvmlTarget(how=f"UUID {entry} from CUDA_VISIBLE_DEVICES matches {len(matches)} NVML devices",
+                              certain=False)
+        ordinal = int(entry)
+        how = f"ordinal {ordinal} from CUDA_VISIBLE_DEVICES"
+    else:
+        ordinal, how = cuda_index, f"CUDA index {cuda_index}"
+    if ordinal >= len(nvml_uuids):
+        return NvmlTarget(how=f"{how}: NVML lists {len(nvml_uuids)} devices", certain=False)
+    order = (order or "FASTEST_FIRST").upper()
+    if len(nvml_uuids) == 1 or order == "PCI_BUS_ID":
+        return NvmlTarget(ordinal, nvml_uuids[ordinal], f"{how}, PCI bus order")
+    return NvmlTarget(ordinal, nvml_uuids[ordinal], f"{how} taken as NVML index {ordinal}, but "
+                      "CUDA_DEVICE_ORDER is FASTEST_FIRST: set CUDA_DEVICE_ORDER=PCI_BUS_ID to make it certain",
+                      certain=False)
+
+
+def _torch_uuid(cuda_index: int) -> str | None:
+    """The device's UUID from PyTorch, only where CUDA is already initialized here (asking must not start it)."""
+    import torch
+
+    try:
+        if torch.version.cuda and torch.cuda.is_initialized():
+            uuid = getattr(torch.cuda.get_device_properties(cuda_index), "uuid", None)
+            return str(uuid) if uuid is not None else None
+    except Exception:  # an index past the last GPU: NVML's own mapping decides
+        return None
+    return None
+
+
+def _resolve(nv, cuda_index: int) -> tuple[object, NvmlTarget]:
+    uuids = []
+    for i in range(int(nv.nvmlDeviceGetCount())):
+        u = _query(nv.nvmlDeviceGetUUID, nv.nvmlDeviceGetHandleByIndex(i))
+        uuids.append(u or "")
+    target = nvml_target(cuda_index, os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("CUDA_DEVICE_ORDER"),
+                         uuids, _torch_uuid(cuda_index))
+    if target.index is not None:
+        return nv.nvmlDeviceGetHandleByIndex(target.index), target
+    if target.uuid is not None:
+        return nv.nvmlDeviceGetHandleByUUID(target.uuid), target
+    raise _NvmlUnavailable(f"no NVML device for CUDA index {cuda_index}: {target.how}")
+
+
 def _handle(nv, cuda_index: int):
-    target = _visible_device(cuda_index)
-    if isinstance(target, int):
-        return nv.nvmlDeviceGetHandleByIndex(target)
-    return nv.nvmlDeviceGetHandleByUUID(target)
+    return _resolve(nv, cuda_index)[0]
 
 
 def _query(fn, *args):
@@ -227,13 +309,14 @@ def gpu_env(cuda_index: int = 0) -> dict:
     env = {"cuda_index": cuda_index, **_versions()}
     try:
         with _nvml() as nv:
-            h = _handle(nv, cuda_index)
+            h, target = _resolve(nv, cuda_index)
             cc = _query(nv.nvmlDeviceGetCudaComputeCapability, h)
             mem = _query(nv.nvmlDeviceGetMemoryInfo, h)
             power = _query(nv.nvmlDeviceGetPowerManagementLimit, h)
             cuda_drv = _query(nv.nvmlSystemGetCudaDriverVersion)
             env.update({
                 "nvml": "ok",
+                "nvml_device": {"index": target.index, "how": target.how, "certain": target.certain},
                 "name": _query(nv.nvmlDeviceGetName, h),
                 "uuid": _query(nv.nvmlDeviceGetUUID, h),
                 "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None,

@@ -25,12 +25,21 @@ MIN_WARMUP_MS = 200.0  # trtexec's own default; warm-up is by time only, so prot
 REQUIRED_FLAGS = ("--onnx", "--saveEngine", "--loadEngine", "--warmUp", "--iterations", "--duration",
                   "--exportTimes")
 # setting -> (flag that turns it on, flag that turns it off). Which exist, and the defaults, changed between
-# TensorRT 10 and 11, so every one is stated explicitly where this trtexec has the flag (see `toggle_args`).
+# TensorRT 10 and 11 (samples/common/sampleOptions.cpp): 10 has --noDataTransfers, --useSpinWait and
+# --useCudaGraph (transfers on, spin and graph off by default); 11 turned every default round and has
+# --includeDataTransfers, --noSpinWait and --noCudaGraph, keeping the old three as deprecated no-ops that
+# only print a warning. So each choice is stated with a live flag where this trtexec has one, and otherwise
+# left to the default its help states (see `toggle_args`).
 TOGGLES = {
     "cuda_graph": ("--useCudaGraph", "--noCudaGraph"),
-    "copies": ("--dataTransfers", "--noDataTransfers"),
+    "copies": ("--includeDataTransfers", "--noDataTransfers"),
     "spin_wait": ("--useSpinWait", "--noSpinWait"),
 }
+# How an fp16 engine is built (recorded in the artifact): TensorRT 10's trtexec has --fp16 (weakly typed:
+# fp16 kernels allowed where faster); 11's has none (every network strongly typed), so it builds the fp16
+# ONNX (exporters/onnx_fp16.py) as it is typed.
+WEAKLY_TYPED_FP16 = "weakly-typed+fp16-flag"
+STRONGLY_TYPED_FP16 = "strongly-typed+fp16-onnx"
 LATENCY_NOTE = ("trtexec's Latency is H2D + GPU compute + D2H, each timed with CUDA events (with "
                 "--noDataTransfers it equals GPU compute); it is not a host wall clock. trtexec also enqueues "
                 "one inference ahead. Compare GPU compute (device samples) with our tensorrt cell's CUDA-event "
@@ -46,6 +55,16 @@ class TrtexecHelp:
     flags: frozenset[str]
     defaults: dict = field(default_factory=dict)  # flag -> the text of "(default = ...)" on its line
     version: str | None = None
+    deprecated: frozenset[str] = frozenset()  # flags the help calls "[Deprecated] ... no-op"
+
+    def live(self, flag: str) -> bool:
+        """This trtexec has the flag and it does something (a deprecated no-op only prints a warning)."""
+        return flag in self.flags and flag not in self.deprecated
+
+    @property
+    def fp16_build(self) -> str:
+        """How this trtexec builds fp16: the --fp16 flag on the fp32 ONNX (10), else the fp16 ONNX (11)."""
+        return WEAKLY_TYPED_FP16 if self.live("--fp16") else STRONGLY_TYPED_FP16
 
     @property
     def name(self) -> str:
@@ -55,11 +74,10 @@ class TrtexecHelp:
         """The default of a feature as trtexec's help states it on any of its flags' lines: "(default =
         enabled)" describes the feature itself, on a --useX line as on a --noX line."""
         for flag in flags:
-            text = self.defaults.get(flag, "")
-            if text.startswith("enabled"):
-                return True
-            if text.startswith("disabled"):
-                return False
+            # "enabled", "disabled", "spin wait enabled", "CUDA graph enabled" (11's --noX lines)
+            m = re.search(r"\b(enabled|disabled)\b", self.defaults.get(flag, ""))
+            if m:
+                return m.group(1) == "enabled"
         return None
 
 
@@ -76,24 +94,27 @@ def version_from_code(code: int) -> str:
 
 
 def parse_help(text: str) -> TrtexecHelp:
-    flags, defaults = set(), {}
+    flags, defaults, deprecated = set(), {}, set()
     for line in text.splitlines():
         m = _FLAG_LINE.match(_strip_prefix(line)[1])
         if not m:
             continue
         flags.add(m.group(1))
+        if "[deprecated]" in line.lower() and "no-op" in line.lower():
+            deprecated.add(m.group(1))
         d = _DEFAULT.search(line)
         if d:
             defaults.setdefault(m.group(1), d.group(1).strip().lower())
     v = _RUNNING.search(text)
-    return TrtexecHelp(frozenset(flags), defaults, version_from_code(int(v.group(1))) if v else None)
+    return TrtexecHelp(frozenset(flags), defaults, version_from_code(int(v.group(1))) if v else None,
+                       frozenset(deprecated))
 
 
 def check_core_flags(help: TrtexecHelp) -> None:
     missing = [f for f in REQUIRED_FLAGS if f not in help.flags]
     if missing:
         raise UserError(f"{help.name} lacks {', '.join(missing)}; "
-                        f"point --trtexec (or ${TRTEXEC_ENV}) at the trtexec of TensorRT 10")
+                        f"point --trtexec (or ${TRTEXEC_ENV}) at the trtexec of TensorRT 10 or 11")
 
 
 # ------------------------------------------------------------------------------------------ commands
@@ -108,6 +129,7 @@ class TrtexecSettings:
     cuda_graph: bool = False
     copies: bool = False  # H2D/D2H copies inside each timed inference (our tensorrt runner: same default)
     spin_wait: bool = True  # our runner waits in cudaStreamSynchronize, which spins by default
+    device: int | None = None  # CUDA device (the trt device's `gpu` option): --device=N
 
 
 def settings_for(protocol: Protocol, extra: dict, precision: str = "fp16", opt_level: int = 3) -> TrtexecSettings:
@@ -121,7 +143,8 @@ def settings_for(protocol: Protocol, extra: dict, precision: str = "fp16", opt_l
         duration_s=0.0 if fixed else float(protocol.round_min_s),
         cuda_graph=option_flag(extra, "cuda_graph", False),
         copies=option_flag(extra, "copies", False),
-        spin_wait=option_flag(extra, "spin_wait", True))
+        spin_wait=option_flag(extra, "spin_wait", True),
+        device=int(extra["gpu"]) if extra.get("gpu") is not None else None)
 
 
 def _num(x: float) -> str:
@@ -129,30 +152,35 @@ def _num(x: float) -> str:
 
 
 def toggle_args(setting: str, want: bool, help: TrtexecHelp) -> tuple[list[str], str]:
-    """The flag stating `setting=want`, or none where this trtexec has no such flag AND its help states that
-    the default already is `want`; otherwise a UserError (we never guess a default)."""
+    """The flag stating `setting=want`, or none where this trtexec has no live such flag (absent, or a
+    deprecated no-op) AND its help states that the default already is `want`; otherwise a UserError (we never
+    guess a default)."""
     on, off = TOGGLES[setting]
     flag = on if want else off
-    if flag in help.flags:
+    if help.live(flag):
         return [flag], f"{setting}={want}: {flag}"
     if help.feature_default(on, off) is want:
         state = "enabled" if want else "disabled"
-        return [], f"{setting}={want}: this trtexec has no {flag}; its help states the default ({state})"
+        why = f"{flag} is a deprecated no-op" if flag in help.flags else f"this trtexec has no {flag}"
+        return [], f"{setting}={want}: {why}; its help states the default ({state})"
     raise UserError(f"{help.name} cannot be told {setting}={want}: it has no {flag} flag and "
                     f"its help does not state that default; set {setting}={not want} or use another trtexec")
 
 
 def build_command(exe: str, onnx: Path, engine: Path, layers: Path, timing_cache: Path, s: TrtexecSettings,
                   help: TrtexecHelp) -> tuple[list[str], list[str]]:
-    """trtexec arguments that build (and only build) the engine, and notes on how each choice was stated."""
+    """trtexec arguments that build (and only build) the engine, and notes on how each choice was stated.
+    `onnx` is the fp32 ONNX, or for fp16 on a trtexec without --fp16 (`help.fp16_build`) the fp16 one."""
     check_core_flags(help)
     args = [exe, f"--onnx={onnx}", f"--saveEngine={engine}"]
     notes = []
     if s.precision == "fp16":
-        if "--fp16" not in help.flags:
-            raise UserError(f"{help.name} has no --fp16 (TensorRT 11 builds strongly typed "
-                            "networks only): use the trtexec of TensorRT 10, or precision fp32")
-        args.append("--fp16")
+        if help.fp16_build == WEAKLY_TYPED_FP16:
+            args.append("--fp16")
+        else:  # 11: strongly typed is the only mode; the fp16 ONNX carries the precision
+            if help.live("--stronglyTyped"):
+                args.append("--stronglyTyped")
+            notes.append(f"precision=fp16: {help.name} has no --fp16; built strongly typed from the fp16 ONNX")
     elif s.precision == "fp32":
         if "--noTF32" in help.flags:
             args.append("--noTF32")  # as our builder: fp32 means IEEE fp32, not TensorFloat-32
@@ -169,7 +197,7 @@ def build_command(exe: str, onnx: Path, engine: Path, layers: Path, timing_cache
     skip = next((f for f in ("--skipInference", "--buildOnly") if f in help.flags), None)
     if skip is None:
         raise UserError(f"{help.name} has neither --skipInference nor --buildOnly; "
-                        "use the trtexec of TensorRT 10")
+                        "use the trtexec of TensorRT 10 or 11")
     args.append(skip)
     return args, notes
 
@@ -184,6 +212,11 @@ def run_command(exe: str, engine: Path, times: Path, s: TrtexecSettings, help: T
         flags, note = toggle_args(setting, getattr(s, setting), help)
         args += flags
         notes.append(note)
+    if s.device is not None:
+        if "--device" not in help.flags:
+            raise UserError(f"{help.name} has no --device: leave the gpu option unset and select the GPU with "
+                            "CUDA_VISIBLE_DEVICES")
+        args.append(f"--device={s.device}")
     args.append(f"--exportTimes={times}")
     return args, notes
 

@@ -67,3 +67,24 @@ def test_cuda_runner_without_a_gpu_says_why():
 def test_trt_runner_without_tensorrt_names_the_extra(tmp_path):
     with pytest.raises(MissingBackendError, match=r"mobileone-bench\[trt\]"):
         TrtRunner(opts()).load(tmp_path / "model.engine")
+
+
+def test_documented_options_can_be_set_from_the_command_line_and_bench_toml():
+    """Fault 6: `gpu` and `input_shape`, which the runners read, are declared options of their devices."""
+    from bench.config import parse_option_flags, parse_toml
+    from bench.tools import trtexec as tool
+
+    given = parse_option_flags(["cuda.input_shape=1x3x160x160", "cuda.gpu=1", "trt.gpu=2"])
+    c = CudaRunner(opts(**given["cuda"]))
+    assert (c.input_shape, c.index) == ((1, 3, 160, 160), 1)
+    assert TrtRunner(opts(**given["trt"])).index == 2
+    cfg = parse_toml('[devices.cuda]\ninput_shape = "2x3x256x192"\ngpu = 0\n[devices.trt]\ngpu = 1\n', "bench.toml")
+    assert CudaRunner(opts(**cfg.options_for("cuda"))).input_shape == (2, 3, 256, 192)
+    # trtexec is told the same GPU
+    from bench.core.protocol import get_protocol
+
+    assert tool.settings_for(get_protocol("quick"), cfg.options_for("trt")).device == 1
+    for bad, match in (("cuda.input_shape=3x224x224", "NCHW shape"), ("cuda.input_shape=224", "is not a str"), ("cuda.input_shape=1x3x0x224", "NCHW shape"),
+                       ("cuda.gpu=-1", "not a device index"), ("trt.gpu=x", "is not a int")):
+        with pytest.raises(UserError, match=match):
+            parse_option_flags([bad])

@@ -119,3 +119,56 @@ def test_runner_refuses_what_trtexec_did_not_build(tmp_path, fake):
     (tmp_path / "m.tflite").write_bytes(b"x")
     with pytest.raises(UserError, match="loads an engine built by trtexec"):
         tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe)})).load(tmp_path / "m.tflite")
+
+
+def test_via_trtexec_needs_no_tensorrt_package(fake, monkeypatch, tmp_path):
+    """Fault 7: with tensorrt hidden (and a GPU reported by the driver), the trtexec runner of the trt device
+    is available where a trtexec is found, while the default runner names the missing package; the engine
+    is built and measured without importing tensorrt."""
+    import sys
+
+    from bench.env.gpu import GpuFacts
+    from devices import registry
+
+    exe, _ = fake
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails, find_spec says absent
+    gpu_host = GpuFacts(nvml="ok", gpu_count=1, torch_version="2.13.0+cpu", torch_cuda=None, torch_gpus=0,
+                        tensorrt=False)
+    monkeypatch.setattr(tx, "gather_facts", lambda: gpu_host)
+    monkeypatch.setenv("TRTEXEC", str(exe))
+    assert registry.availability("trt", via="trtexec").status == "available"
+    default = registry.availability("trt")
+    assert default.status == "unavailable" and "tensorrt" in default.reason
+    artifact, _ = trtexec_export(_request(exe), tmp_path / "cache")
+    with tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe)})) as r:
+        r.load(artifact)
+        assert len(measure(r, get_protocol("quick")).samples_ms) == 3
+    assert sys.modules["tensorrt"] is None  # nothing imported it
+    monkeypatch.delenv("TRTEXEC")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(tx.tool, "KNOWN_LOCATIONS", ())
+    assert "trtexec not found" in registry.availability("trt", via="trtexec").reason
+
+
+@pytest.mark.slow
+def test_trtexec_11_builds_the_fp16_onnx_and_runs_without_deprecated_flags(fake, monkeypatch, tmp_path):
+    """The stand-in answering with TensorRT 11.1's real help: fp16 is built from the parity-checked fp16 ONNX
+    (11 has no --fp16), copies=true is --includeDataTransfers, and no deprecated no-op is sent (the stand-in
+    warns for those, as trtexec 11 does)."""
+    exe, argv_log = fake
+    monkeypatch.setenv("FAKE_TRTEXEC_HELP", "trtexec_help_trt11_1.txt")
+    artifact, _ = trtexec_export(_request(exe), tmp_path / "cache")
+    meta = artifact.metadata
+    assert meta["tensorrt"] == "11.1.0" and meta["build_path"] == "strongly-typed+fp16-onnx"
+    assert meta["onnx_target"] == "onnx_fp16" and meta["onnx_parity"]["cosine"] >= 0.999
+    build = _calls(argv_log)[1]
+    assert "--fp16" not in build and any(a.startswith("--onnx=") and "/onnx_fp16/" in a for a in build)
+    assert not meta["build"]["warnings"]
+    with tx.TrtexecRunner(RunnerOptions(threads=1, extra={"trtexec": str(exe), "copies": True})) as r:
+        r.load(artifact)
+        m = measure(r, get_protocol("quick"))
+        info = r.info()
+    run = info["run_command"]
+    assert "--includeDataTransfers" in run and "--noCudaGraph" in run
+    assert not {"--noDataTransfers", "--useSpinWait", "--useCudaGraph"} & set(run)
+    assert not [f for f in m.flags if "deprecated" in f]

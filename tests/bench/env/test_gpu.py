@@ -18,8 +18,8 @@ def facts(**over) -> GpuFacts:
     ({}, None, None),
     (dict(nvml=NO_DRIVER, gpu_count=None, torch_cuda=None, torch_gpus=0, tensorrt=False), "no NVIDIA driver",
      "no NVIDIA driver"),
-    (dict(nvml=gpu.nvml_failure_reason("NVMLError_DriverNotLoaded"), gpu_count=None), "driver not loaded",
-     "driver not loaded"),
+    (dict(nvml=gpu.nvml_failure_reason("NVMLError_DriverNotLoaded"), gpu_count=None, torch_gpus=0),
+     "driver not loaded", "driver not loaded"),
     (dict(gpu_count=0, torch_gpus=0), "no NVIDIA GPU", "no NVIDIA GPU"),
     (dict(tensorrt=False), None, "tensorrt package missing (pip install 'mobileone-bench[trt]')"),
     (dict(tensorrt=False, torch_cuda=None, torch_gpus=0), "CPU-only build", "tensorrt package missing"),
@@ -97,3 +97,93 @@ def test_nvml_device_follows_cuda_visible_devices(monkeypatch):
     assert gpu._visible_device(0) == 2 and gpu._visible_device(1) == 3
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5d1b2c3e-7f80")
     assert gpu._visible_device(0) == "GPU-5d1b2c3e-7f80"
+
+
+# ------------------------------------------------------------ fault 4: NVML missing, CUDA working
+
+@pytest.mark.parametrize("nvml", [NO_DRIVER, gpu.NO_PYNVML, gpu.nvml_failure_reason("NVMLError_DriverNotLoaded")])
+def test_cuda_that_runs_is_available_without_nvml(nvml):
+    """A container without libnvidia-ml but with a working CUDA: availability follows torch.cuda."""
+    f = facts(nvml=nvml, gpu_count=None)
+    assert diagnose_cuda(f).status == "available" and diagnose_trt(f).status == "available"
+    assert gpu.common_gpu_problem(f) is None  # the trtexec check stands on the same facts
+    # and without torch's GPU it is unavailable again
+    assert diagnose_cuda(facts(nvml=nvml, gpu_count=None, torch_gpus=0)).status == "unavailable"
+
+
+# ----------------------------------------- fault 5: shortened UUIDs and device order, over a stand-in NVML
+
+UUIDS = ["GPU-5d1b2c3e-7f80-4a1b-9c2d-0e1f2a3b4c5d", "GPU-9a8b7c6d-1111-2222-3333-444455556666"]
+
+
+def test_nvml_target_maps_uuid_prefixes_and_order():
+    t = gpu.nvml_target(0, "GPU-9a8b7c6d", None, UUIDS)
+    assert (t.index, t.uuid, t.certain) == (1, UUIDS[1], True)
+    assert gpu.nvml_target(1, "GPU-5d1b,GPU-9a8b", None, UUIDS).index == 1
+    assert gpu.nvml_target(0, "9a8b7c6d", None, UUIDS).index == 1  # CUDA accepts the prefix without GPU-
+    assert gpu.nvml_target(0, "GPU-", None, UUIDS).index is None  # ambiguous: matches both
+    assert gpu.nvml_target(0, "GPU-ffff", None, UUIDS).index is None
+    assert gpu.nvml_target(2, "0,1", None, UUIDS).certain is False  # past the visible list
+    # ordinals: NVML counts in PCI bus order; CUDA only with CUDA_DEVICE_ORDER=PCI_BUS_ID
+    assert gpu.nvml_target(1, None, "PCI_BUS_ID", UUIDS) == gpu.NvmlTarget(1, UUIDS[1], "CUDA index 1, PCI bus order")
+    guess = gpu.nvml_target(1, None, None, UUIDS)
+    assert guess.index == 1 and not guess.certain and "CUDA_DEVICE_ORDER=PCI_BUS_ID" in guess.how
+    assert gpu.nvml_target(0, "1", "FASTEST_FIRST", UUIDS).certain is False
+    assert gpu.nvml_target(0, None, None, UUIDS[:1]).certain  # one GPU: no order to get wrong
+    # PyTorch's own UUID for the device is exact, whatever the variables say
+    exact = gpu.nvml_target(0, "0", None, UUIDS, torch_uuid=UUIDS[1][4:])
+    assert (exact.index, exact.certain) == (1, True)
+    assert gpu.nvml_target(0, "MIG-abc", None, UUIDS).uuid == "MIG-abc"
+
+
+def fake_pynvml():
+    """NVML's Python names, two GPUs; nvmlDeviceGetHandleByUUID needs the full UUID, as the real one does."""
+    import types
+
+    nv = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    class NVMLError_NotFound(NVMLError):
+        pass
+
+    nv.NVMLError, nv.NVMLError_NotFound = NVMLError, NVMLError_NotFound
+    nv.NVML_CLOCK_SM, nv.NVML_CLOCK_MEM, nv.NVML_TEMPERATURE_GPU = 1, 2, 0
+    names = ["NVIDIA H200", "NVIDIA L4"]
+    nv.nvmlInit = nv.nvmlShutdown = lambda: None
+    nv.nvmlDeviceGetCount = lambda: 2
+    nv.nvmlDeviceGetHandleByIndex = lambda i: i
+    nv.nvmlDeviceGetUUID = lambda h: UUIDS[h]
+    nv.nvmlDeviceGetName = lambda h: names[h]
+
+    def by_uuid(uuid):
+        if uuid not in UUIDS:
+            raise NVMLError_NotFound("Not Found")
+        return UUIDS.index(uuid)
+
+    nv.nvmlDeviceGetHandleByUUID = by_uuid
+    nv.nvmlDeviceGetCudaComputeCapability = lambda h: (9, 0) if h == 0 else (8, 9)
+
+    def not_supported(name):  # every other query: a figure this stand-in does not have
+        def query(*args):
+            raise NVMLError(f"{name}: Not Supported")
+        return query
+
+    nv.__getattr__ = not_supported
+    return nv
+
+
+def test_a_short_uuid_in_cuda_visible_devices_keeps_the_nvml_figures(monkeypatch):
+    """Fault 5: NVML needs the full UUID; the short one CUDA accepts lost every NVML figure."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    monkeypatch.setattr(gpu.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-9a8b7c6d")
+    env = gpu.gpu_env(0)
+    assert env["nvml"] == "ok" and env["name"] == "NVIDIA L4" and env["uuid"] == UUIDS[1]
+    assert env["compute_capability"] == "8.9" and env["nvml_device"]["certain"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-0000")
+    env = gpu.gpu_env(0)
+    assert "no NVML device for CUDA index 0" in env["nvml"] and "name" not in env

@@ -27,6 +27,18 @@ def help_synthetic(fixtures):
 
 
 @pytest.fixture
+def help10_16(fixtures):
+    """TensorRT 10.16.1's real help (tests/fixtures/gpu/README.md says how it was made)."""
+    return tool.parse_help((fixtures / "trtexec_help_trt10_16.txt").read_text())
+
+
+@pytest.fixture
+def help11(fixtures):
+    """TensorRT 11.1.0's real help."""
+    return tool.parse_help((fixtures / "trtexec_help_trt11_1.txt").read_text())
+
+
+@pytest.fixture
 def times10(fixtures):
     return tool.parse_times((fixtures / "trtexec_times_trt10.json").read_text())
 
@@ -91,7 +103,7 @@ def test_run_command_trt10_states_every_choice(help10):
     args, notes = tool.run_command("trtexec", Path("e"), Path("t"), tool.TrtexecSettings(
         cuda_graph=True, copies=True, spin_wait=True, duration_s=0.25), help10)
     assert "--useCudaGraph" in args and "--noDataTransfers" not in args and "--duration=0.25" in args
-    assert "copies=True: this trtexec has no --dataTransfers; its help states the default (enabled)" in notes
+    assert "copies=True: this trtexec has no --includeDataTransfers; its help states the default (enabled)" in notes
     args, notes = tool.run_command("trtexec", Path("e"), Path("t"), tool.TrtexecSettings(spin_wait=False), help10)
     assert "--useSpinWait" not in args and notes[-1].endswith("its help states the default (disabled)")
 
@@ -108,13 +120,83 @@ def test_every_flag_we_emit_is_one_the_help_lists(help10):
 
 def test_a_strongly_typed_trtexec(help_synthetic):
     """A trtexec without --fp16 and with --noCudaGraph/--noSpinWait (synthetic help: tests/fixtures/gpu/README.md)."""
-    with pytest.raises(UserError, match="TensorRT 10"):
-        tool.build_command("trtexec", Path("m"), Path("e"), Path("l"), Path("c"), tool.TrtexecSettings(), help_synthetic)
+    assert help_synthetic.fp16_build == tool.STRONGLY_TYPED_FP16
+    args, notes = tool.build_command("trtexec", Path("m16"), Path("e"), Path("l"), Path("c"), tool.TrtexecSettings(),
+                                     help_synthetic)
+    assert "--fp16" not in args and "--onnx=m16" in args and "strongly typed from the fp16 ONNX" in notes[0]
     args, _ = tool.build_command("trtexec", Path("m"), Path("e"), Path("l"), Path("c"),
                                tool.TrtexecSettings(precision="fp32"), help_synthetic)
     assert "--fp16" not in args and "--noTF32" not in args
     args, _ = tool.run_command("trtexec", Path("e"), Path("t"), tool.TrtexecSettings(spin_wait=False), help_synthetic)
     assert {"--noCudaGraph", "--noDataTransfers", "--noSpinWait"} <= set(args)
+
+
+# ------------------------------------------------------------- the real help texts of TensorRT 10 and 11
+
+def test_real_help_texts_parse(help10_16, help11):
+    assert (help10_16.version, help11.version) == ("10.16.1", "11.1.0")
+    assert set(tool.REQUIRED_FLAGS) <= help10_16.flags and set(tool.REQUIRED_FLAGS) <= help11.flags
+    # 10: --fp16 is live; 11 has none, and its old toggles are deprecated no-ops
+    assert help10_16.live("--fp16") and "--fp16" not in help11.flags
+    assert help10_16.deprecated == frozenset()
+    assert {"--noDataTransfers", "--useSpinWait", "--useCudaGraph", "--stronglyTyped"} <= help11.deprecated
+    assert help11.live("--includeDataTransfers") and help11.live("--noSpinWait") and help11.live("--noCudaGraph")
+    # the defaults each help states, read through either flag of the pair
+    for help, graph, copies, spin in ((help10_16, False, True, False), (help11, True, False, True)):
+        assert help.feature_default(*tool.TOGGLES["cuda_graph"]) is graph
+        assert help.feature_default(*tool.TOGGLES["copies"]) is copies
+        assert help.feature_default(*tool.TOGGLES["spin_wait"]) is spin
+    assert (help10_16.fp16_build, help11.fp16_build) == (tool.WEAKLY_TYPED_FP16, tool.STRONGLY_TYPED_FP16)
+
+
+# every combination of the three toggles, on each help: (the toggle flags emitted)
+EXPECTED_TOGGLES = {
+    # (cuda_graph, copies, spin_wait): (TensorRT 10.16, TensorRT 11.1)
+    (False, False, True): ({"--noDataTransfers", "--useSpinWait"}, {"--noCudaGraph"}),
+    (False, False, False): ({"--noDataTransfers"}, {"--noCudaGraph", "--noSpinWait"}),
+    (False, True, True): ({"--useSpinWait"}, {"--noCudaGraph", "--includeDataTransfers"}),
+    (False, True, False): (set(), {"--noCudaGraph", "--includeDataTransfers", "--noSpinWait"}),
+    (True, False, True): ({"--useCudaGraph", "--noDataTransfers", "--useSpinWait"}, set()),
+    (True, False, False): ({"--useCudaGraph", "--noDataTransfers"}, {"--noSpinWait"}),
+    (True, True, True): ({"--useCudaGraph", "--useSpinWait"}, {"--includeDataTransfers"}),
+    (True, True, False): ({"--useCudaGraph"}, {"--includeDataTransfers", "--noSpinWait"}),
+}
+
+
+@pytest.mark.parametrize("choice", sorted(EXPECTED_TOGGLES))
+def test_flag_tables_on_both_real_helps(choice, help10_16, help11):
+    """Fault 2: copies=true raised a UserError on 11 (there is no --dataTransfers), and 11 was sent its
+    deprecated no-ops. Every flag emitted is one the help lists and none is deprecated."""
+    graph, copies, spin = choice
+    s = tool.TrtexecSettings(cuda_graph=graph, copies=copies, spin_wait=spin)
+    toggles = {f for pair in tool.TOGGLES.values() for f in pair}
+    for help, expected in zip((help10_16, help11), EXPECTED_TOGGLES[choice]):
+        args, notes = tool.run_command("trtexec", Path("e"), Path("t"), s, help)
+        assert {a for a in args if a in toggles} == expected, help.version
+        for arg in args[1:]:
+            assert help.live(arg.split("=")[0]), (help.version, arg)
+        assert len(notes) == 3
+
+
+def test_trt11_deprecated_no_ops_are_left_to_the_stated_default(help11):
+    _, notes = tool.run_command("trtexec", Path("e"), Path("t"), tool.TrtexecSettings(cuda_graph=True), help11)
+    assert notes[0] == "cuda_graph=True: --useCudaGraph is a deprecated no-op; its help states the default (enabled)"
+    assert notes[1] == "copies=False: --noDataTransfers is a deprecated no-op; its help states the default (disabled)"
+
+
+def test_build_commands_on_both_real_helps(help10_16, help11):
+    s = tool.TrtexecSettings()
+    args10, notes10 = tool.build_command("trtexec", Path("m32.onnx"), Path("e"), Path("l"), Path("c"), s, help10_16)
+    args11, notes11 = tool.build_command("trtexec", Path("m16.onnx"), Path("e"), Path("l"), Path("c"), s, help11)
+    assert "--fp16" in args10 and notes10 == []
+    assert "--fp16" not in args11 and "--stronglyTyped" not in args11  # a deprecated no-op on 11
+    assert "built strongly typed from the fp16 ONNX" in notes11[0]
+    for help, args in ((help10_16, args10), (help11, args11)):
+        for arg in args[1:]:
+            assert help.live(arg.split("=")[0]), (help.version, arg)
+    args, _ = tool.build_command("trtexec", Path("m"), Path("e"), Path("l"), Path("c"),
+                                 tool.TrtexecSettings(precision="fp32"), help11)
+    assert "--noTF32" in args
 
 
 def test_unknown_defaults_are_never_guessed():
