@@ -6,8 +6,9 @@ from torch import nn
 
 from bench.core.artifact import ExportRequest
 from bench.core.errors import UserError
-from bench.zoo import ablation, create_model, list_models, resolve, spec_complexity
-from bench.zoo.complexity import complexity
+# `complexity` before `spec_complexity`: importing bench.zoo.spec_complexity first would leave the package
+# attribute `bench.zoo.complexity` bound to the submodule, not the function, for every later test module.
+from bench.zoo import ablation, complexity, create_model, list_models, resolve, spec_complexity
 
 ACT = ["ablation_act_relu", "ablation_act_gelu", "ablation_act_se_relu", "ablation_act_silu",
        "ablation_act_dyshiftmax", "ablation_act_dyrelu_a", "ablation_act_dyrelu_b"]
