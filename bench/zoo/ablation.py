@@ -8,8 +8,8 @@ depthwise-separable units, every conv followed by BN and the activation under te
     stem 3x3/2 (32) -> 14 units of [dw 3x3 -> pw 1x1] in four stages (64 x2, 128 x3, 256 x6, 512 x3, each
     stage's first unit stride 2) -> 1x1 conv (1024) -> global pool -> linear (1000)
 
-which is 1 + 28 + 1 = 30 conv layers on the main path (the SE and hyper-function layers are not counted, as
-the paper counts layers of a network before adding them). At 224x224 the stages run at 56, 28, 14 and 7.
+which is 1 + 28 + 1 = 30 conv layers on the main path (the SE and hyper-function layers are what the
+ablations add, so they are not counted). At 224x224 the stages run at 56, 28, 14 and 7.
 """
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ class AblationConfig:
     pw 1x1 conv. `se`: a squeeze-excite in every unit after its depthwise conv (where MobileNetV3, MNASNet
     and MobileOne put theirs). `skip`: a residual add around every unit whose input and output shapes agree."""
 
-    activation: str = "relu"
+    activation: ActivationName = "relu"
     se: bool = False
     skip: bool = False
     stem_chs: int = 32
