@@ -40,7 +40,8 @@ def test_selectors():
     everything, study = list_models("all"), list_models("study")
     assert not any(n.startswith("ablation") for n in everything + study + list_models("*"))
     assert len(everything) == 23 and len(study) == 20
-    with pytest.raises(UserError, match="no model matches 'ablation_x'"):
+    with pytest.raises(UserError, match="no model matches 'ablation_x'.*selectors: all, study, ablation, "
+                                         "ablation_act, ablation_block"):
         list_models("ablation_x")
 
 
