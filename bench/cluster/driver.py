@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,7 @@ from ipaddress import ip_address
 
 from bench import env as envmod
 from bench.cluster import remote
-from bench.cluster.node import nodes_of, require_ray
+from bench.cluster.node import head_reachable, nodes_of, require_ray, split_address
 from bench.cluster.resources import Fail, NodeInfo, Retry, after_loss, choose_node, missing_devices, placement
 from bench.config import SuiteConfig
 from bench.core.errors import Terminated, UserError
@@ -30,7 +29,6 @@ from devices.registry import get_device, runtime_of
 
 POLL_S = 1.0
 DEFAULT_NODE_TIMEOUT_S = 1800.0  # a node that sends no result for this long while it has cells is lost
-CONNECT_TIMEOUT_S = 5.0
 
 
 def _ray():
@@ -43,10 +41,8 @@ def connect(address: str):
     """Join the cluster at `address` (host:port of the head) as a driver; one line and exit 2 if it cannot.
     A loopback address is a cluster on this machine, and the driver joins it on that address too."""
     ray = _ray()
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--cluster {address!r} must be the head's HOST:PORT, e.g. 10.0.0.2:6379")
-    _reachable(host, int(port))
+    host, port = split_address(address, "--cluster")
+    head_reachable(host, port)
     try:
         loopback = ip_address(host).is_loopback
     except ValueError:
@@ -67,16 +63,6 @@ def connect(address: str):
             if handler is not None:
                 signal.signal(sig, handler)
     return ray
-
-
-def _reachable(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Ray's own connection retries for minutes when no head listens: ask once, briefly, first."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            pass
-    except OSError as e:
-        raise UserError(f"no Ray head answers at {host}:{port} ({e.strerror or type(e).__name__}); start one "
-                        "with `bench node start --head`, or pass the head's HOST:PORT to --cluster") from None
 
 
 def cluster_nodes(ray) -> list[NodeInfo]:
@@ -240,10 +226,12 @@ class _Run:
         try:
             outcome = ray.get(ref, timeout=self.ex.poll_s * 10)
         except ray.exceptions.RayTaskError as e:  # the cell function itself raised on the node: not a loss
+            self.last_result[att.node.node_id] = time.monotonic()  # the node answered
             cause = e.cause if getattr(e, "cause", None) is not None else e
             text = str(cause).strip().splitlines()
             self._record(failed_result(att.cell, self.cfg, f"on host {att.node.host}: {type(cause).__name__}: "
-                                       f"{text[0] if text else ''}", None, self.cfg.threads, att.node.host))
+                                       f"{text[0] if text else ''}", self.run_env["hosts"].get(att.node.host),
+                                       self.cfg.threads, att.node.host))
             return
         except (ray.exceptions.RayError, TimeoutError) as e:  # the worker or its node went away
             # Only this attempt moves on; the node's other cells follow if Ray declares the node dead.

@@ -35,6 +35,24 @@ def require_ray(what: str) -> None:
         raise UserError(f"{what} needs Ray, which is not installed; install it with {install_hint('cluster')}")
 
 
+def head_reachable(host: str, port: int, timeout_s: float = 5.0) -> None:
+    """Ray's own connection retries go on for minutes when no head listens: ask once, briefly, first."""
+    import socket
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise UserError(f"no Ray head answers at {host}:{port} ({e.strerror or type(e).__name__}); start one "
+                        "with `bench node start --head`, or give the head's HOST:PORT") from None
+
+
+def split_address(address: str, flag: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"{flag} {address!r} must be the head's HOST:PORT, e.g. 10.0.0.2:6379")
+    return host, int(port)
+
+
 def cpu_sharing_devices() -> frozenset[str]:
     """The devices whose cells time on the host's CPUs (their rounds are checked for foreign load)."""
     return frozenset(name for name, d in DEVICES.items() if d.contention_probe)
@@ -143,6 +161,8 @@ def start_node(o: NodeOptions, state_dir: Path, timeout_s: float = 90.0) -> Node
     """Start the node and wait, at most `timeout_s`, until Ray says it runs; record it in `state_dir`.
     A node that fails to start is stopped again, and its log's last lines are in the error."""
     require_ray("bench node start")
+    if o.address:
+        head_reachable(*split_address(o.address, "--address"))
     state_dir.mkdir(parents=True, exist_ok=True)
     record_path = state_dir / f"{o.host}.json"
     if record_path.exists():

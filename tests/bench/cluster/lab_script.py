@@ -6,8 +6,9 @@ stays on loopback; every node also binds 127.0.0.1 explicitly. Steps, each recor
   2. `bench run --cluster` of cpu,torch x mobileone_s0,mobilenetv2_100, SIGTERM once a cell is recorded
   3. `bench run --resume RUN --cluster` finishes it; `bench table` over it
   4. a device no node offers: exit 2, one line
-  5. node hB (cpu, torch) joins; a second run; hB's process group is SIGKILLed while it measures a cell
-  6. every node stopped with `bench node stop`; whatever is left of the recorded groups is killed
+  5. node hB (cpu, torch) joins; a second run; hB's processes are SIGKILLed while it measures a cell
+  6. a third run, of torch alone; hA, by then the only node with torch, SIGKILLed while it measures
+  7. every node stopped with `bench node stop`; whatever is left of the recorded groups is killed
 Usage: python lab_script.py WORKDIR REPORT.json
 """
 from __future__ import annotations
@@ -107,31 +108,13 @@ def main(work: Path, report_path: Path) -> int:
         # 5. a third node offering both devices, killed while it measures
         steps["start_hB"] = start("hB", "cpu,torch")
         report["pgids"]["hB"] = record("hB")["pgid"]
-        out2 = work / "runs2"
-        proc = subprocess.Popen([*BENCH, "run", "--cluster", ADDRESS, *SUITE, "--models",
-                                 MODELS + ",mobileone_s1", "--out", str(out2)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        hb = report["pgids"]["hB"]
-        killed_at, deadline = None, time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if _measuring(hb):  # hB is measuring a cell now: kill every process of that node
-                for pid in node_processes(hb):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                killed_at = time.monotonic()
-                break
-            time.sleep(0.05)
-        try:
-            stdout, stderr = proc.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            stdout, stderr = proc.communicate()
-        files = sorted(out2.glob("*.json"))
-        steps["fault"] = {"rc": proc.returncode, "stderr": stderr, "killed": killed_at is not None,
-                          "seconds_after_kill": time.monotonic() - killed_at if killed_at else None,
-                          "run": json.loads(files[0].read_text()) if files else None}
+        steps["fault"] = _run_and_kill(env, work / "runs2", report["pgids"]["hB"],
+                                       [*SUITE, "--models", MODELS + ",mobileone_s1"])
+
+        # 6. hA, now the only node offering torch, killed while it measures: its cells fail, with the reason
+        steps["fault_alone"] = _run_and_kill(env, work / "runs3", report["pgids"]["hA"],
+                                             ["--device", "torch", "--protocol", "quick", "--threads", "1",
+                                              "--models", MODELS])
     except Exception as e:  # noqa: BLE001 - reported to the test, which fails naming it
         report["error"] = f"{type(e).__name__}: {e}"
     finally:
@@ -150,6 +133,33 @@ def main(work: Path, report_path: Path) -> int:
         shutil.rmtree(temp, ignore_errors=True)
         report_path.write_text(json.dumps(report, indent=1))
     return 0
+
+
+def _run_and_kill(env: dict, out: Path, leader: int, suite: list[str]) -> dict:
+    """`bench run --cluster` in the background; every process of the node `leader` SIGKILLed as soon as it
+    measures a cell; the run's exit code, stderr and file."""
+    proc = subprocess.Popen([*BENCH, "run", "--cluster", ADDRESS, *suite, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    killed_at, deadline = None, time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _measuring(leader):
+            for pid in node_processes(leader):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            killed_at = time.monotonic()
+            break
+        time.sleep(0.05)
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+    files = sorted(out.glob("*.json"))
+    return {"rc": proc.returncode, "stderr": stderr, "killed": killed_at is not None,
+            "seconds_after_kill": time.monotonic() - killed_at if killed_at else None,
+            "run": json.loads(files[0].read_text()) if files else None}
 
 
 def _measuring(leader: int) -> bool:

@@ -1,6 +1,7 @@
 """A real three-node Ray cluster on this machine (tests/bench/cluster/lab_script.py), inside a network namespace
 that has only `lo`: nodes started and stopped with `bench node`, suites run with `bench run --cluster`, one run
-interrupted by SIGTERM and resumed, one node killed while it measures. One lab for all the tests below."""
+interrupted by SIGTERM and resumed, a node killed while it measures (its cell retried elsewhere), then the last
+node offering a device killed (its cells failed with the reason). One lab for all the tests below."""
 from __future__ import annotations
 
 import csv
@@ -152,7 +153,21 @@ def test_a_killed_node_s_cell_is_retried_on_another_node(lab):
     assert step["seconds_after_kill"] < 200
 
 
+def test_a_killed_node_s_cells_fail_with_the_reason_when_no_other_node_has_the_device(lab):
+    step = lab["steps"]["fault_alone"]
+    assert step["killed"], "the test never saw node hA measure a cell"
+    assert step["rc"] == 0, step["stderr"][-3000:]  # the run ends, complete, with failed cells
+    run = step["run"]
+    assert run["status"] == "complete"
+    cells = _cells(run)
+    assert len(cells) == 2
+    for c in cells:
+        assert not c.ok and c.runner_info["host"] == "hA"
+        assert c.error.startswith("node hA was lost (") and c.error.endswith("and no other node offers torch")
+    assert step["seconds_after_kill"] < 120
+
+
 def test_every_node_is_stopped(lab):
     assert lab["stop"]["rc"] == 0, lab["stop"]["stderr"]
-    assert "h0" in lab["stop"]["stdout"] and "hA" in lab["stop"]["stdout"]
+    assert lab["stop"]["stdout"].strip() == "stopped: h0"  # hA and hB were killed before
     assert lab["left_running"] == {}

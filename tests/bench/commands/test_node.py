@@ -86,3 +86,15 @@ def test_resume_accepts_cluster_but_not_other_flags(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--protocol cannot change it" in err and "--cluster" not in err.split("cannot")[0]
+
+
+def test_joining_a_head_that_does_not_answer_is_refused_at_once(tmp_path, capsys):
+    pytest.importorskip("ray")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once the socket is closed
+    assert main(["node", "start", "--address", f"127.0.0.1:{port}", "--devices", "none",
+                 "--state-dir", str(tmp_path)]) == 2
+    assert f"no Ray head answers at 127.0.0.1:{port}" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing recorded
