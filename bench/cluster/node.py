@@ -63,8 +63,8 @@ def device_slot(name: str) -> DeviceSlot:
     spec = get_device(name)
     ident = None
     if spec.kind == "gpu":
-        from bench.env.gpu import gather_facts  # NVML: only asked for on a host that offers a GPU device
-        uuid = gather_facts().uuid
+        from bench.env import gpu  # CUDA/NVML: only asked on a host that offers a GPU device
+        uuid = gpu.gpu_identity().uuid  # the GPU cells run on (index 0 after CUDA_VISIBLE_DEVICES)
         ident = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in uuid) if uuid else None
     return DeviceSlot(name, ident, spec.contention_probe)
 

@@ -113,3 +113,15 @@ def test_ray_s_node_table_as_bench_nodes():
     assert nodes[1].devices == (DeviceSlot("torch", None, True),)
     assert node.offered_line(nodes) == "torch on hB"
     assert node.status_rows(nodes)[1]["devices"] == ["bench-device:torch"]
+
+
+def test_a_gpu_device_is_named_by_its_gpu_s_uuid(monkeypatch):
+    # No GPU here: the GPU's identity is given; what is tested is how a GPU device becomes its Ray slot.
+    from bench.env import gpu
+    monkeypatch.setattr(gpu, "gpu_identity", lambda cuda_index=0: gpu.GpuIdentity(
+        "NVIDIA H200", "9.0", "GPU-5f2c1e7a-0b1d-4c3e-9a8f-1234567890ab"))
+    slot = node.device_slot("trt")
+    assert slot == DeviceSlot("trt", "GPU-5f2c1e7a-0b1d-4c3e-9a8f-1234567890ab", cpu_sharing=False)
+    assert slot.resource == "bench-device:trt:GPU-5f2c1e7a-0b1d-4c3e-9a8f-1234567890ab"
+    monkeypatch.setattr(gpu, "gpu_identity", lambda cuda_index=0: gpu.GpuIdentity("GPU", "8.6", None))
+    assert node.device_slot("cuda").resource == "bench-device:cuda"
