@@ -28,6 +28,7 @@ from bench.store import RunWriter
 from devices.registry import get_device, runtime_of
 
 POLL_S = 1.0
+HEAD_GRACE_S = 10.0  # the head unreachable this long ends the run (Ray itself would end the process at 60 s)
 DEFAULT_NODE_TIMEOUT_S = 1800.0  # a node that sends no result for this long while it has cells is lost
 
 
@@ -98,6 +99,10 @@ def failed_result(cell: Cell, cfg: SuiteConfig, reason: str, host_env: dict | No
                          runner_info={"host": host} if host else {}, started=now_iso(), finished=now_iso())
 
 
+class HeadLost(Exception):
+    """The cluster's head stopped answering: nothing can be scheduled or collected any more."""
+
+
 class ClusterExecutor:
     """Runs a suite's cells on a Ray cluster (bench.pipeline.CellExecutor)."""
 
@@ -148,16 +153,24 @@ class ClusterExecutor:
 
         if main:
             signal.signal(signal.SIGTERM, on_term)
+        head_lost = False
         try:
             _Run(self, cfg, run_env, reporter, writer).go(cells)
         except KeyboardInterrupt as e:
             if termed and not isinstance(e, Terminated):
                 raise Terminated() from None
             raise
+        except HeadLost as e:
+            head_lost = True
+            writer.finish("interrupted")
+            raise UserError(f"lost the cluster's head at {self.address} ({e}); the {len(writer.run.cells)} cells "
+                            f"recorded are saved and the run is left interrupted: finish it with `bench run "
+                            f"--resume {writer.path} --cluster HEAD:PORT` once a head is up") from None
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-            self.close()
+            if not head_lost:  # without a head, Ray's shutdown would wait for it
+                self.close()
 
 
 class _Run:
@@ -175,6 +188,7 @@ class _Run:
         self.nodes: list[NodeInfo] = []
         self.index = 0
         self.total = 0
+        self.head_silent_since: float | None = None
         run_env.setdefault("hosts", {})
 
     # -- the loop --------------------------------------------------------------------------------------------
@@ -217,7 +231,21 @@ class _Run:
         ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=self.ex.poll_s)
         for ref in ready:
             self._collect(ref)
-        self._check_nodes()
+        if self._head_answers():  # asking Ray for its nodes without a head would block
+            self._check_nodes()
+
+    def _head_answers(self) -> bool:
+        """Whether the head's port takes a connection; a head silent for HEAD_GRACE_S ends the run."""
+        try:
+            head_reachable(*split_address(self.ex.address, "--cluster"), timeout_s=2.0)
+        except UserError:
+            now = time.monotonic()
+            self.head_silent_since = self.head_silent_since or now
+            if now - self.head_silent_since > HEAD_GRACE_S:
+                raise HeadLost(f"no answer for {HEAD_GRACE_S:g} s") from None
+            return False
+        self.head_silent_since = None
+        return True
 
     def _collect(self, ref) -> None:
         att = self.pending.pop(ref)

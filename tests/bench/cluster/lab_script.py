@@ -8,7 +8,8 @@ stays on loopback; every node also binds 127.0.0.1 explicitly. Steps, each recor
   4. a device no node offers: exit 2, one line
   5. node hB (cpu, torch) joins; a second run; hB's processes are SIGKILLed while it measures a cell
   6. a third run, of torch alone; hA, by then the only node with torch, SIGKILLed while it measures
-  7. every node stopped with `bench node stop`; whatever is left of the recorded groups is killed
+  7. a fourth run, of cpu; the head h0 SIGKILLed while it measures
+  8. every node stopped with `bench node stop`; whatever is left of the recorded groups is killed
 Usage: python lab_script.py WORKDIR REPORT.json
 """
 from __future__ import annotations
@@ -115,6 +116,11 @@ def main(work: Path, report_path: Path) -> int:
         steps["fault_alone"] = _run_and_kill(env, work / "runs3", report["pgids"]["hA"],
                                              ["--device", "torch", "--protocol", "quick", "--threads", "1",
                                               "--models", MODELS])
+
+        # 7. the head itself (h0, the last node) killed while it measures: the driver ends the run, interrupted
+        steps["head_lost"] = _run_and_kill(env, work / "runs4", report["pgids"]["h0"],
+                                           ["--device", "cpu", "--protocol", "quick", "--threads", "1",
+                                            "--models", MODELS + ",mobileone_s1"])
     except Exception as e:  # noqa: BLE001 - reported to the test, which fails naming it
         report["error"] = f"{type(e).__name__}: {e}"
     finally:

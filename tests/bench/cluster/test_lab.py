@@ -167,7 +167,18 @@ def test_a_killed_node_s_cells_fail_with_the_reason_when_no_other_node_has_the_d
     assert step["seconds_after_kill"] < 120
 
 
+def test_a_lost_head_ends_the_run_interrupted_in_one_line(lab):
+    step = lab["steps"]["head_lost"]
+    assert step["killed"], "the test never saw the head measure a cell"
+    assert step["rc"] == 2, step["stderr"][-3000:]
+    lines = [ln for ln in step["stderr"].splitlines() if ln.startswith("bench:")]
+    assert len(lines) == 1 and lines[0].startswith("bench: error: lost the cluster's head at 127.0.0.1:")
+    assert "--resume" in lines[0] and "Traceback" not in step["stderr"]
+    assert step["run"]["status"] == "interrupted"
+    assert step["seconds_after_kill"] < 45  # the driver's own grace (10 s), not Ray's 60 s
+
+
 def test_every_node_is_stopped(lab):
     assert lab["stop"]["rc"] == 0, lab["stop"]["stderr"]
-    assert lab["stop"]["stdout"].strip() == "stopped: h0"  # hA and hB were killed before
+    assert lab["stop"]["stdout"].strip() == "no node was running"  # each was killed by a fault step
     assert lab["left_running"] == {}
