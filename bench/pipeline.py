@@ -286,13 +286,54 @@ def measure_interleaved(cells: list[Cell], cfg: SuiteConfig, threads: int, run_e
                 run.close_runner()
 
 
+class CellExecutor(TypingProtocol):
+    """What runs a suite's cells: it refuses up front what it cannot run, records the environment the run
+    file holds, and hands every result to the writer as it arrives. The local loop below, or a cluster's
+    nodes (bench.cluster.driver.ClusterExecutor), each calling `measure_cell` per cell."""
+
+    def check(self, cfg: SuiteConfig) -> None: ...
+    def environment(self, cfg: SuiteConfig, threads: int) -> dict: ...
+    def execute(self, cells: list[Cell], cfg: SuiteConfig, threads: int, run_env: dict, reporter: Reporter,
+                run_budget: WaitBudget, writer: RunWriter) -> None: ...
+
+
+class LocalExecutor:
+    """The cells on this host, one after another (or interleaved), in this process."""
+
+    def check(self, cfg: SuiteConfig) -> None:
+        check_devices(cfg)
+
+    def environment(self, cfg: SuiteConfig, threads: int) -> dict:
+        env = envmod.capture(threads)
+        if any(get_device(d).kind == "gpu" for d in cfg.devices):
+            env["gpu"] = gpu_env()
+        return env
+
+    def execute(self, cells: list[Cell], cfg: SuiteConfig, threads: int, run_env: dict, reporter: Reporter,
+                run_budget: WaitBudget, writer: RunWriter) -> None:
+        if cfg.interleave:
+            measure_interleaved(cells, cfg, threads, run_env, reporter, run_budget, writer)
+            return
+        for i, cell in enumerate(cells):
+            reporter.cell_started(cell, i, len(cells))
+            result = measure_cell(cell, cfg, _protocol(cfg, cell), threads, run_env, reporter, run_budget)
+            writer.add(result)
+            reporter.cell_done(result)
+
+
+def cell_protocol(cfg: SuiteConfig, cell: Cell) -> Protocol:
+    """The protocol a cell runs (the suite's preset, for the device's kind, with the suite's overrides)."""
+    return _protocol(cfg, cell)
+
+
 def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = None,
-              resume: Path | None = None) -> Run:
+              resume: Path | None = None, executor: CellExecutor | None = None) -> Run:
     """Measure every cell of the suite into one run file (written atomically after each cell); return the
-    run as measured."""
+    run as measured. `executor`: what runs the cells (default: this host, LocalExecutor)."""
 
     reporter = reporter or SilentReporter()
-    check_devices(cfg)
+    executor = executor or LocalExecutor()
+    executor.check(cfg)
     threads = cfg.threads or usable_cores()
     if resume is not None:
         run = load_run(resume)
@@ -301,9 +342,7 @@ def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = 
         run.status = "running"
     else:
         run = Run(run_id=new_run_id(), created=now_iso(), command=command, config=cfg.to_dict(),
-                  env=envmod.capture(threads))
-        if any(get_device(d).kind == "gpu" for d in cfg.devices):
-            run.env["gpu"] = gpu_env()
+                  env=executor.environment(cfg, threads))
         path = run_path(cfg.out_dir, run.run_id)
         done = set()
     cells = [c for c in plan_cells(cfg) if c.key not in done]
@@ -311,14 +350,7 @@ def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = 
     run_budget = WaitBudget(cfg.wait_budget if cfg.wait_budget is not None else math.inf)
     reporter.run_started(path, len(cells))
     try:
-        if cfg.interleave:
-            measure_interleaved(cells, cfg, threads, run.env, reporter, run_budget, writer)
-        else:
-            for i, cell in enumerate(cells):
-                reporter.cell_started(cell, i, len(cells))
-                result = measure_cell(cell, cfg, _protocol(cfg, cell), threads, run.env, reporter, run_budget)
-                writer.add(result)
-                reporter.cell_done(result)
+        executor.execute(cells, cfg, threads, run.env, reporter, run_budget, writer)
         writer.finish("complete")
     except KeyboardInterrupt:
         writer.finish("interrupted")

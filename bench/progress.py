@@ -37,6 +37,11 @@ class RichReporter:
     def cell_started(self, cell, index: int, total: int) -> None:
         self.progress.update(self.task, description=f"{cell.device:7s} {cell.model:22s} {cell.form:6s} exporting")
 
+    def cell_placed(self, cell, host: str, attempt: int) -> None:
+        """A cluster run: the cell went to `host` (a retry after its first host was lost says so)."""
+        again = " (retry)" if attempt > 1 else ""
+        self.console.print(f"{cell.device:7s} {cell.model:22s} {cell.form:6s} -> {host}{again}", highlight=False)
+
     def round_done(self, cell, m) -> None:
         import numpy as np
         med = float(np.median(np.concatenate([np.asarray(r) for r in m.samples_ms])))
@@ -52,8 +57,14 @@ class RichReporter:
 
     def cell_done(self, result) -> None:
         self.progress.advance(self.task)
+        host = result.runner_info.get("host")
+        at = f" at {host}" if host else ""  # cluster runs name the host that measured the cell
         if not result.ok:
-            self.console.print(f"[red]failed[/red] {result.model} on {result.device}: {result.error}", highlight=False)
+            self.console.print(f"[red]failed[/red] {result.model} on {result.device}{at}: {result.error}",
+                               highlight=False)
+        elif host:
+            self.console.print(f"done    {result.model} on {result.device}{at}: {result.latency_ms:.3f} ms",
+                               highlight=False)
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:

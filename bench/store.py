@@ -407,6 +407,16 @@ def result_files(paths: list[str] | None, default_dir: Path) -> list[Path]:
     return found
 
 
+def cell_env(run: Run, cell: LatencyResult) -> dict:
+    """The environment of the host that measured `cell`: a cluster run records each host's under
+    env["hosts"] (keyed by the host label in runner_info["host"]); a local run has one, the run's."""
+    hosts = run.env.get("hosts")
+    host = cell.runner_info.get("host")
+    if isinstance(hosts, dict) and isinstance(hosts.get(host), dict):
+        return hosts[host]
+    return run.env
+
+
 def to_frame(runs: list[Run]):
     """Tidy frame: one row per cell, with the run's id, time and host, the summary flattened."""
     import pandas as pd
@@ -414,9 +424,11 @@ def to_frame(runs: list[Run]):
     rows = []
     for run in runs:
         for c in run.cells:
+            env = cell_env(run, c)
             row = {
-                "run_id": run.run_id, "created": run.created, "host": run.env.get("hostname", ""),
-                "cpu_model": run.env.get("cpu", {}).get("model", ""), "model": c.model, "device": c.device,
+                "run_id": run.run_id, "created": run.created,
+                "host": c.runner_info.get("host") or env.get("hostname", ""),
+                "cpu_model": env.get("cpu", {}).get("model", ""), "model": c.model, "device": c.device,
                 "runner": c.runner, "form": c.form, "precision": c.precision, "threads": c.threads,
                 "status": c.status, "error": c.error, "source": c.source, "flags": ",".join(c.flags),
                 "protocol": c.protocol.name if c.protocol else "", "load_ms": c.load_ms,

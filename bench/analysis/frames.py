@@ -16,7 +16,7 @@ import pandas as pd
 from bench import zoo
 from bench.core.device import PAPER_PLATFORMS
 from bench.core.errors import UserError
-from bench.store import load_run, result_files, to_frame
+from bench.store import cell_env, load_run, result_files, to_frame
 from devices.registry import paper_column
 
 # The cell's env_key fields that make up the device key (bench.core.result.ComparabilityKey).
@@ -64,9 +64,10 @@ def cells_frame(runs) -> pd.DataFrame:
     base = to_frame(runs)
     extra = []
     for run in runs:  # the same order as to_frame's rows
-        peak = run.env.get("matmul_peak") or {}
-        gpu = run.env.get("gpu")
         for c in run.cells:
+            env = cell_env(run, c)  # a cluster run's cells each have their own host's
+            peak = env.get("matmul_peak") or {}
+            gpu = env.get("gpu")
             fields = _env_fields(c)
             extra.append({
                 "finished": c.finished or c.started or run.created,

@@ -100,10 +100,11 @@ def cmd_run(args) -> int:
         print(f"bench: warning: {cfg.threads} threads on the {cores} cores this process may use: threads will "
               "share cores, and every parallel operator waits for the slowest; pass --threads "
               f"{cores} (or 'auto') for numbers that mean something", file=sys.stderr)
+    executor = _executor(args)
     reporter = RichReporter()
     try:
         with reporter:
-            run = run_suite(cfg, command=sys.argv, reporter=reporter, resume=resume)
+            run = run_suite(cfg, command=sys.argv, reporter=reporter, resume=resume, executor=executor)
     except KeyboardInterrupt as e:
         where = reporter.run_path or "the run file"
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
@@ -114,9 +115,18 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _executor(args):
+    """None (this host) or, with --cluster, the cluster's nodes; Ray is imported only in the latter case."""
+    if not getattr(args, "cluster", None):
+        return None
+    timeout = _seconds(args.node_timeout, "--node-timeout")
+    from bench.cluster.driver import DEFAULT_NODE_TIMEOUT_S, ClusterExecutor  # only a cluster run loads it
+    return ClusterExecutor(args.cluster, node_timeout_s=timeout if timeout is not None else DEFAULT_NODE_TIMEOUT_S)
+
+
 # What `--resume` may change: where to find the run and where artifacts are cached (content-keyed and
 # verified, so another cache gives the same artifacts). Everything else is the run's own configuration.
-RESUME_SAFE = {"resume", "out", "config", "cache_dir", "func", "command"}
+RESUME_SAFE = {"resume", "out", "config", "cache_dir", "func", "command", "cluster", "node_timeout"}
 
 
 def _refuse_flags_resume_ignores(args) -> None:
@@ -214,6 +224,11 @@ def _suite_arguments(p, run: bool) -> None:
         p.add_argument("--wait-budget", metavar="SECONDS",
                        help="the most the whole run waits for quiet between redone rounds (each cell also has "
                             "its protocol's contention_budget_s, default 10 s); then cells are kept, flagged")
+        p.add_argument("--cluster", metavar="HEAD:PORT",
+                       help="run the cells on a Ray cluster's nodes, each where its device is (see docs/cluster.md)")
+        p.add_argument("--node-timeout", metavar="SECONDS",
+                       help="with --cluster: a node that returns nothing for this long while it has cells is "
+                            "dropped and its cells move on (default 1800)")
 
 
 def register(sub) -> None:
