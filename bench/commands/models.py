@@ -42,7 +42,7 @@ def cmd_models(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("models", help="list the model zoo with params, MACs and the paper's top-1")
     p.add_argument("pattern", nargs="?", default="all",
-                   help="comma-separated names, paper names or wildcards; 'all' (default: Table 1's models), 'study' (the 20 of the latency study), 'ablation', 'ablation_act', 'ablation_block' (Section 3's networks)")
+                   help="comma-separated names, paper names or wildcards; 'all' (default: every model but the ablation networks), 'study' (the 20 of the latency study), 'ablation', 'ablation_act', 'ablation_block' (Section 3's networks)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--config", metavar="FILE", help="suite file whose [models.NAME] to list too (default: "
                                                     "./bench.toml if present)")

@@ -199,7 +199,7 @@ def cmd_devices(args) -> int:
 def _suite_arguments(p, run: bool) -> None:
     p.add_argument("--device", action="append", metavar="NAME",
                    help="device(s) to use, repeatable or comma-separated (default: bench.toml's)")
-    p.add_argument("--models", metavar="PATTERN", help="names, paper names, wildcards; 'all' (Table 1's models), 'study', 'ablation', 'ablation_act' or 'ablation_block'")
+    p.add_argument("--models", metavar="PATTERN", help="names, paper names, wildcards; 'all' (every model but the ablation networks), 'study', 'ablation', 'ablation_act' or 'ablation_block'")
     p.add_argument("--input-size", metavar="SIZE",
                    help="input for every model: 256 (3x256x256), 256x192 (HxW) or 3x256x192 (default: each model's own)")
     p.add_argument("--batch", metavar="N", help="batch size (default 1, the paper's protocol)")
