@@ -249,7 +249,8 @@ def _measured_result(base: dict, m: Measurement, load_ms: float, first_ms: float
         source="measured:external" if self_timed else "measured")
 
 
-def _protocol(cfg: SuiteConfig, cell: Cell) -> Protocol:
+def cell_protocol(cfg: SuiteConfig, cell: Cell) -> Protocol:
+    """The protocol a cell runs (the suite's preset, for the device's kind, with the suite's overrides)."""
     return get_protocol(cfg.protocol, get_device(cell.device).kind, **dict(cfg.protocol_overrides))
 
 
@@ -266,7 +267,7 @@ def measure_interleaved(cells: list[Cell], cfg: SuiteConfig, threads: int, run_e
         runs = []
         for cell in group:
             reporter.cell_started(cell, index, len(cells))
-            runs.append(CellRun(cell, cfg, _protocol(cfg, cell), threads, run_env, reporter, run_budget,
+            runs.append(CellRun(cell, cfg, cell_protocol(cfg, cell), threads, run_env, reporter, run_budget,
                                 own_time=True))
             index += 1
         try:
@@ -316,14 +317,9 @@ class LocalExecutor:
             return
         for i, cell in enumerate(cells):
             reporter.cell_started(cell, i, len(cells))
-            result = measure_cell(cell, cfg, _protocol(cfg, cell), threads, run_env, reporter, run_budget)
+            result = measure_cell(cell, cfg, cell_protocol(cfg, cell), threads, run_env, reporter, run_budget)
             writer.add(result)
             reporter.cell_done(result)
-
-
-def cell_protocol(cfg: SuiteConfig, cell: Cell) -> Protocol:
-    """The protocol a cell runs (the suite's preset, for the device's kind, with the suite's overrides)."""
-    return _protocol(cfg, cell)
 
 
 def run_suite(cfg: SuiteConfig, command: list[str], reporter: Reporter | None = None,
