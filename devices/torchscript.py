@@ -5,6 +5,8 @@ conv-BN, so the graph dispatches fewer, fused operators than eager mode.
 """
 from __future__ import annotations
 
+import warnings
+
 from bench import zoo
 from bench.core.device import DeviceSpec, RunnerSpec
 from bench.core.runner import RunnerBase, RunnerOptions
@@ -27,7 +29,9 @@ class TorchScriptRunner(RunnerBase):
         info = getattr(model, "build_info", None)
         self._form = "deploy" if info is None or info.deploy else "train"
         self._x = torch.randn(zoo.model_input_shape(model), generator=torch.Generator().manual_seed(0))
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # TorchScript is deprecated in current PyTorch releases; it is timed here as the 2022 deployment path
+            warnings.simplefilter("ignore", DeprecationWarning)
             traced = torch.jit.trace(model.eval(), self._x, check_trace=False)
             self.module = torch.jit.freeze(traced)
 
