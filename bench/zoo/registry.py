@@ -15,7 +15,7 @@ from torch import nn
 from bench import reference
 from bench.core.device import PAPER_PLATFORMS
 from bench.core.errors import UserError
-from bench.zoo import mobileone, repvgg, user
+from bench.zoo import ablation, mobileone, repvgg, user
 from bench.zoo.surgery import reparameterize
 
 ACTIVATIONS = ("relu", "original")
@@ -41,6 +41,8 @@ class ModelSpec:
     paper_latency_ms: Mapping[str, float | None]
     input_size: tuple[int, int, int, int] = (1, 3, 224, 224)
     in_study: bool = True  # one of the 20 models of the paper's latency study
+    in_all: bool = True  # selected by `all`: Table 1's models and the micro variants, not the ablations
+    groups: tuple[str, ...] = ()  # named selectors that pick it besides its name (`ablation`, `ablation_act`)
     origin: str = "zoo"  # or where a user model was declared (config file, entry point, model file)
     onnx_path: str | None = None  # a model that exists only as an ONNX file
     weights: str | None = None  # the weights its declaration names (a suite's --weights wins)
@@ -113,6 +115,28 @@ _BASELINES = [
 ]
 
 
+def _ablation_builder(name: str) -> Builder:
+    def build(inference_mode: bool, activation: str, overrides: dict) -> nn.Module:
+        _no_overrides(name, overrides)
+        return ablation.build_model(name)
+    return build
+
+
+# family -> the selector naming that family alone (`ablation` names them all).
+ABLATION_GROUPS = {"ablation-activation": "ablation_act", "ablation-block": "ablation_block"}
+
+
+def _ablation_specs() -> list[ModelSpec]:
+    """The paper's Section 3 networks (bench/zoo/ablation.py): not in Table 1, so neither in `all` nor
+    `study`; no published counts, top-1 or latencies in our reference data."""
+    return [ModelSpec(
+        name=m.name, paper_name=m.paper_name, family=m.family, builder=_ablation_builder(m.name),
+        reparameterizable=False, activation_swap=False, reference_params_m=None, reference_macs_m=None,
+        reference_source="none published (our definition: docs/ablations.md)", top1=None,
+        paper_latency_ms=_paper_latencies(""), in_study=False, in_all=False,
+        groups=("ablation", ABLATION_GROUPS[m.family])) for m in ablation.ABLATION_MODELS]
+
+
 def _paper_latencies(paper_name: str) -> dict[str, float | None]:
     row = reference.paper_table1().get(paper_name, {})
     return {p: row.get(p) for p in PAPER_PLATFORMS}
@@ -157,6 +181,7 @@ def _build_registry() -> dict[str, ModelSpec]:
             top1=table1[paper]["top1"], paper_latency_ms=_paper_latencies(paper)))
     order = paper_order()
     specs.sort(key=lambda s: (order.get(s.paper_name, len(order)), s.name))
+    specs.extend(_ablation_specs())  # after the paper's models, in the paper's Section 3 order
     return {s.name: s for s in specs}
 
 
@@ -227,6 +252,15 @@ def register_recorded(name: str, info: dict) -> None:
         paper_latency_ms={}, in_study=False, origin="recorded with the results")
 
 
+def _groups() -> dict[str, list[str]]:
+    """Group selector -> its models, in registry order."""
+    groups: dict[str, list[str]] = {}
+    for name, spec in model_specs().items():
+        for g in spec.groups:
+            groups.setdefault(g, []).append(name)
+    return groups
+
+
 def _normalize(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
@@ -253,17 +287,23 @@ def resolve(name: str) -> ModelSpec:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Names matching a pattern in the paper's order. Comma-separated terms; each is `all`, an exact or paper
-    name, or a wildcard over names (`mobileone_s*`). `all` is every registered model; `study` is the 20 of the
-    paper's latency study. A term that matches nothing is an error listing the known names."""
+    """Names matching a pattern in the paper's order. Comma-separated terms; each is `all`, `study`, a group,
+    an exact or paper name, or a wildcard over names (`mobileone_s*`). `all` is every registered model except
+    the ablation networks (Table 1's models, MobileOne's micro variants and the user's); `study` is the 20 of
+    the paper's latency study. The groups `ablation` (all ten), `ablation_act` (the seven activations) and
+    `ablation_block` (the three block variants) name the paper's Section 3 networks, which `all` and `study`
+    never include; wildcards (`ablation_*`) reach them too. A term that matches nothing is an error listing
+    the known names."""
     names: list[str] = []
     for term in (t.strip() for t in pattern.split(",")):
         if not term:
             continue
         if term in ("all", "*"):
-            matched = list(model_specs())
+            matched = [n for n, s in model_specs().items() if s.in_all]
         elif term == "study":
             matched = [n for n, s in model_specs().items() if s.in_study]
+        elif term in _groups():
+            matched = _groups()[term]
         elif _normalize(term) in _aliases() and not any(c in term for c in "*?["):
             matched = [_aliases()[_normalize(term)]]
         else:
