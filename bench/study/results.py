@@ -229,6 +229,15 @@ def verdicts(sweep: list[SweepRow], paper: CostFit, complexity: list[ComplexityR
     """(reproduced?, sentence) for each claim the figures can speak to; claims without data are not listed."""
     out: list[tuple[bool, str]] = []
     best = best_sweep(sweep)
+    kept = [r for r in sweep if not math.isnan(r.rho_all.rho)]
+    if best is None and kept:
+        top = max(kept, key=lambda r: r.rho_all.rho)
+        flagged = sum(r.n_flagged for r in sweep)
+        measured = sum(r.n_measured for r in sweep)
+        out.append((False, f"Ranking of the paper's x86 CPU column: not judged, {flagged} of {measured} sweep cells "
+                           "were flagged (the machine was shared) and too few clean ones are left; with the flagged "
+                           f"cells kept the best is {top.config.label}, Spearman {top.rho_all.rho:.2f} (n={top.rho_all.n}),"
+                           " to be confirmed on a quiet machine"))
     if best is not None:
         r = best.rho
         out.append((r.ci_low >= 0.9 if not math.isnan(r.ci_low) else False,
@@ -240,12 +249,15 @@ def verdicts(sweep: list[SweepRow], paper: CostFit, complexity: list[ComplexityR
                     f"Per-operator share of latency: the paper's x86 column {paper.op_share:.0%} "
                     f"(c = {paper.c_us_per_op:.0f} us/op), ours at {best.config.label} {best.fit.op_share:.0%} "
                     f"(c = {best.fit.c_us_per_op:.0f} us/op); reproduced means within 15 points"))
+    # Against the rho of the paper's own x86 latencies over the same models and counts (its published Table 1(a)
+    # figure is over another model set and counts, and is shown beside it in the table).
+    paper_macs = next((r.ours for r in complexity if r.metric == "macs" and r.series.startswith("paper")), None)
     for row in complexity:
-        if row.metric == "macs" and row.paper_rho is not None and row.ours is not None and \
-                not row.series.startswith("paper") and not math.isnan(row.ours.rho):
-            out.append((abs(row.ours.rho - row.paper_rho) <= 0.3,
-                        f"Latency vs MACs on {row.series}: Spearman {row.ours.rho:.2f} here, {row.paper_rho:.2f} in "
-                        "the paper's Table 1(a) (x86 CPU); reproduced means within 0.3"))
+        if row.metric == "macs" and paper_macs is not None and not math.isnan(paper_macs.rho) and \
+                row.ours is not None and not row.series.startswith("paper") and not math.isnan(row.ours.rho):
+            out.append((abs(row.ours.rho - paper_macs.rho) <= 0.2,
+                        f"Latency vs MACs on {row.series}: Spearman {row.ours.rho:.2f} here, {paper_macs.rho:.2f} "
+                        "from the paper's x86 latencies over the same models; reproduced means within 0.2"))
     for check in pareto:
         if check.off_front:
             pairs = ", ".join(f"{m} (beaten by {b})" for m, b in zip(check.off_front, check.beaten_by))

@@ -23,6 +23,7 @@ def test_stages_of_a_cpu_torch_study_on_two_cores():
     assert t1.devices == ("cpu", "torch") and t1.threads is None and t1.form == "deploy" and t1.interleave
     assert len(t1.models.split(",")) == 20
     assert s["reparam"].config.form == "train"
+    assert len(s["ablation"].config.models.split(",")) == 10 and s["ablation"].config.form == "deploy"
     assert set(s["reparam"].config.models.split(",")) == {
         "mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4", "repvgg_a0", "repvgg_a1",
         "repvgg_a2", "repvgg_b0", "repvgg_b1", "repvgg_b2"}
