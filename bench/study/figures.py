@@ -101,7 +101,14 @@ def ablation_bars(rows: list[AblationRow], title: str, out_dir: Path, name: str)
     ax.set_xticks([j + width * (len(devices) - 1) / 2 for j in range(len(variants))], variants, rotation=20)
     ax.axhline(1.0, color="0.4", lw=0.8)
     ax.set_ylabel("latency / baseline")
-    ax.set_title(title)
+    if any(r.flagged for r in rows):
+        title += "\n(hatched: from cells flagged contended or unstable)"
+    for patch_group, d in zip(ax.containers, devices):
+        flagged = {r.variant for r in rows if r.device == d and r.flagged}
+        for patch, v in zip(patch_group, variants):
+            if v in flagged:
+                patch.set_hatch("//")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     return _save(fig, out_dir, name)
 

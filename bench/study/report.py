@@ -226,7 +226,7 @@ def build_report(out: Path, manifest: Manifest | None, cells: pd.DataFrame | Non
                 r = next((x for x in rows_ if x.device == d and x.model == m), None)
                 txt = _value(r.value if r else None)
                 if r and r.relative is not None:
-                    txt += f" ({r.relative:.2f}x)"
+                    txt += f" ({r.relative:.2f}x{' *' if r.flagged else ''})"
                 cells_txt.append(txt)
             trows.append((m, f"{c.macs_m:.0f}", f"{c.params_m:.2f}", *cells_txt, NOT_IN_REF))
         blocks.append(Table(header, tuple(trows), "" if paper_only else FLAG_NOTE))

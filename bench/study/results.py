@@ -209,6 +209,7 @@ class AblationRow:
     variant: str  # relu, gelu, ... / plain, se, skip
     value: Value | None
     relative: float | None  # latency / the group's baseline (relu, or plain) on the same device
+    flagged: bool = False  # the variant's cell or the baseline's is flagged: shown marked, never judged
 
 
 def ablation_rows(cells: pd.DataFrame, devices: tuple[str, ...], models: list[str], prefix: str, baseline: str,
@@ -219,8 +220,9 @@ def ablation_rows(cells: pd.DataFrame, devices: tuple[str, ...], models: list[st
         base = lookup(cells, prefix + baseline, d, "deploy", threads) if prefix + baseline in group else None
         for m in group:
             v = lookup(cells, m, d, "deploy", threads)
-            rel = (v.ms / base.ms) if (v and v.usable and base and base.usable) else None
-            rows.append(AblationRow(d, m, m.removeprefix(prefix), v, rel))
+            rel = (v.ms / base.ms) if (v and v.ms and base and base.ms) else None
+            rows.append(AblationRow(d, m, m.removeprefix(prefix), v, rel,
+                                    bool(rel is not None and (v.flagged or base.flagged))))
     return rows
 
 
@@ -276,7 +278,8 @@ def verdicts(sweep: list[SweepRow], paper: CostFit, complexity: list[ComplexityR
     for rows, name, heavy in ((act, "activation", ("dyshiftmax", "dyrelu_a", "dyrelu_b")),
                               (block, "block", ("se", "skip"))):
         for device in dict.fromkeys(r.device for r in rows):
-            rel = {r.variant: r.relative for r in rows if r.device == device and r.relative is not None}
+            rel = {r.variant: r.relative for r in rows
+                   if r.device == device and r.relative is not None and not r.flagged}
             slow = {v: rel[v] for v in heavy if v in rel}
             if slow:
                 text = ", ".join(f"{v} {x:.2f}x" for v, x in slow.items())

@@ -58,7 +58,8 @@ def test_ablation_rows_relative_to_the_baseline_and_verdicts():
     rows = R.ablation_rows(cells, ("cpu",), ["ablation_act_relu", "ablation_act_dyrelu_a", "ablation_act_gelu"],
                            "ablation_act_", "relu", 2)
     rel = {r.variant: r.relative for r in rows}
-    assert rel == {"relu": 1.0, "dyrelu_a": 1.5, "gelu": None}
+    assert rel == {"relu": 1.0, "dyrelu_a": 1.5, "gelu": 1.2}
+    assert [r.flagged for r in rows] == [False, False, True]  # shown marked, never judged
     nan_fit = fit_costs([], [], [])
     out = R.verdicts([], nan_fit, [], [], rows, [], [])
     assert len(out) == 1 and out[0][0] is True and "dyrelu_a 1.50x" in out[0][1]
