@@ -97,7 +97,14 @@ def sweep_rows(cells: pd.DataFrame, configs: list[SweepConfig], models: list[str
         ours, paper, m_macs, m_ops = [], [], [], []
         all_ours, all_paper = [], []
         measured = flagged = 0
-        for model in models:
+        # A train-form configuration is only measured once its reparameterizable models are: the baselines'
+        # deploy cells alone would pass for it.
+        fused = [m for m in models if zoo.resolve(m).reparameterizable]
+        if cfg.form == "train" and not any(lookup(cells, m, cfg.device, "train", cfg.threads) for m in fused):
+            models_here = []
+        else:
+            models_here = models
+        for model in models_here:
             v = lookup(cells, model, cfg.device, cfg.form, cfg.threads)
             if v is None or v.ms is None:
                 continue

@@ -80,3 +80,14 @@ def test_pareto_check_names_the_model_that_beats_mobileone():
                    cell("mobilenetv3_large_100", "cpu", "deploy", 2, 4.0)])
     (check,) = R.pareto_checks(cells, ("cpu",), ["mobileone_s0", "mobilenetv3_large_100"], 2)
     assert check.off_front == ("mobileone_s0",) and check.beaten_by == ("mobilenetv3_large_100",)
+
+
+def test_a_train_configuration_needs_its_train_cells():
+    models = ["mobilenetv2_100", "mobilenetv1_100", "mobilenetv3_small_100", "mobileone_s0", "mobileone_s1"]
+    cells = frame([cell(m, "torch", "deploy", 1, 1.0 + i) for i, m in enumerate(models)])
+    (row,) = R.sweep_rows(cells, [SweepConfig("torch", 1, "train")], models, {}, {})
+    assert row.n_measured == 0 and math.isnan(row.rho_all.rho)
+    cells = frame([cell(m, "torch", "deploy", 1, 1.0 + i) for i, m in enumerate(models)]
+                  + [cell("mobileone_s0", "torch", "train", 1, 9.0)])
+    (row,) = R.sweep_rows(cells, [SweepConfig("torch", 1, "train")], models, {}, {})
+    assert row.n_measured == 4  # three baselines (one network) and S0's train cell; S1's is missing
