@@ -18,12 +18,15 @@ def cmd_study(args) -> int:
     out = Path(args.out or DEFAULT_OUT)
     only = parse_stages(args.stages)
     if args.paper:
-        if args.resume or args.devices or args.protocol or args.stages or args.models:
+        if args.resume or args.devices or args.protocol or args.stages or args.models or args.redo:
             raise UserError("--paper renders the paper's figures without measuring; drop --resume, --devices, "
                             "--protocol, --models and --stages")
         files = paper_report(out, with_cli(load_config(args.config), cache=args.cache_dir))
         print(f"report: {files.markdown}\nreport: {files.html}")
         return 0
+    redo = parse_stages(args.redo) or ()
+    if redo and not args.resume:
+        raise UserError("--redo measures stages of an existing study again; add --resume")
     if args.resume and (args.devices or args.protocol or args.models):
         raise UserError("--resume continues the study as it was planned; drop --devices, --protocol and --models")
     base = None if args.resume else with_cli(load_config(args.config), devices=args.devices or ["cpu,torch"],
@@ -31,8 +34,8 @@ def cmd_study(args) -> int:
     reporter = RichReporter()
     try:
         with reporter:
-            files = run_study(out, base, resume=args.resume, only=only, models=args.models, command=sys.argv,
-                              reporter=reporter, announce=reporter.console.print)
+            files = run_study(out, base, resume=args.resume, only=only, models=args.models, redo=redo,
+                              command=sys.argv, reporter=reporter, announce=reporter.console.print)
     except KeyboardInterrupt as e:
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"bench: {what}; every finished cell is saved. Continue with: bench study --out {out} --resume",
@@ -52,6 +55,8 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help=f"study folder: manifest, run files, report (default {DEFAULT_OUT})")
     p.add_argument("--models", metavar="PATTERN", help="restrict every stage to these models (a small study)")
     p.add_argument("--resume", action="store_true", help="continue the study in --out")
+    p.add_argument("--redo", metavar="NAMES", help="with --resume: measure these stages again into new run files "
+                                                   "(e.g. on a quieter machine); comma-separated")
     p.add_argument("--paper", action="store_true", help="render the paper-only parts without measuring")
     p.add_argument("--stages", metavar="NAMES", help="only these stages, comma-separated (table1, reparam, ablation, "
                                                      "sweep_1t, sweep_1t_train, sweep_extra, sweep_extra_train)")

@@ -17,7 +17,7 @@ from bench.study.results import pool_cells
 
 
 def start_or_resume(out: Path, base: SuiteConfig | None, resume: bool, only: tuple[str, ...] | None,
-                    models: str | None = None) -> mf.Manifest:
+                    models: str | None = None, redo: tuple[str, ...] = ()) -> mf.Manifest:
     """The manifest to work from: a new study's (refusing to overwrite one in `out`), or the one in `out`."""
     out = Path(out)
     writable_folder(out, "study folder", "--out")
@@ -26,6 +26,13 @@ def start_or_resume(out: Path, base: SuiteConfig | None, resume: bool, only: tup
         if manifest.base is not None:  # plan again: stages skipped before may be possible now
             base = SuiteConfig.from_dict(manifest.base)
             manifest = record_plan(out, manifest, plan_stages(base, manifest.cores, only, manifest.models))
+        for name in redo:  # measured again into a new run file; the old one stays in runs/, no longer used
+            old = manifest.stage(name)
+            if old is None or old.config is None:
+                raise UserError(f"--redo {name}: the study has no such stage to measure (it was skipped: "
+                                f"{old.skipped if old else 'unknown stage'})")
+            manifest = manifest.with_stage(mf.StageRecord(old.name, old.title, config=old.config))
+        mf.save(out, manifest)
         return manifest
     if mf.manifest_path(out).exists():
         raise UserError(f"{out} already holds a study ({mf.MANIFEST}); continue it with --resume, or pass another "
@@ -38,10 +45,10 @@ def start_or_resume(out: Path, base: SuiteConfig | None, resume: bool, only: tup
 
 
 def run_study(out: Path, base: SuiteConfig | None, *, resume: bool = False, only: tuple[str, ...] | None = None,
-              models: str | None = None, command: list[str], reporter=None,
+              models: str | None = None, redo: tuple[str, ...] = (), command: list[str], reporter=None,
               announce=lambda text: None) -> ReportFiles:
     start = time.monotonic()
-    manifest = start_or_resume(out, base, resume, only, models)
+    manifest = start_or_resume(out, base, resume, only, models, redo)
     manifest = run_stages(Path(out), manifest, command, reporter, announce, only)
     cfg = SuiteConfig.from_dict(next(s.config for s in manifest.stages if s.config))
     ops = operator_counts(shared_x86_models(), cfg)

@@ -51,3 +51,24 @@ def test_out_that_is_a_file(capsys, tmp_path):
     f.write_text("x")
     code, err = run(capsys, "--out", str(f))
     assert_one_line(code, err, "is a file, not a folder")
+
+
+def test_redo_needs_resume_and_a_known_stage(capsys, tmp_path):
+    code, err = run(capsys, "--out", str(tmp_path), "--redo", "table1")
+    assert_one_line(code, err, "--redo measures stages of an existing study again; add --resume")
+    code, err = run(capsys, "--out", str(tmp_path), "--resume", "--redo", "tabel1")
+    assert_one_line(code, err, "unknown stage tabel1")
+
+
+def test_redo_makes_a_stage_pending_again(tmp_path):
+    from bench.study import manifest as mf
+    from bench.study.study import start_or_resume
+
+    m = mf.Manifest(devices=("cpu",), protocol="quick", cores=2)
+    m = m.with_stage(mf.StageRecord("table1", "T1", status=mf.COMPLETE, config={"models": "mobileone_s0"},
+                                    run="runs/old.json", wall_s=5.0))
+    mf.save(tmp_path, m)
+    back = start_or_resume(tmp_path, None, True, None, redo=("table1",))
+    stage = back.stage("table1")
+    assert stage.status == mf.PENDING and stage.run is None and stage.config == {"models": "mobileone_s0"}
+    assert mf.load(tmp_path).stage("table1").status == mf.PENDING
