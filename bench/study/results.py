@@ -132,9 +132,14 @@ def paper_fit(models: list[str], macs: dict[str, float], ops: dict[str, int | No
 
 
 def best_sweep(rows: list[SweepRow]) -> SweepRow | None:
-    """The configuration whose ranking agrees best with the paper's x86 column (highest rho)."""
+    """The configuration whose ranking agrees best with the paper's x86 column (highest rho), among those whose
+    rho covers at least 80% of the models the best-covered one does (a rho over a few clean cells is not
+    comparable with one over all of them)."""
     scored = [r for r in rows if not math.isnan(r.rho.rho)]
-    return max(scored, key=lambda r: r.rho.rho) if scored else None
+    if not scored:
+        return None
+    most = max(r.rho.n for r in scored)
+    return max((r for r in scored if r.rho.n >= 0.8 * most), key=lambda r: r.rho.rho)
 
 
 @dataclass(frozen=True)
