@@ -37,8 +37,8 @@ def sweep_rho(rows: list[SweepRow], out_dir: Path, name: str = "sweep_rank_agree
     lo = [r.rho.rho - r.rho.ci_low if not math.isnan(r.rho.ci_low) else 0 for r in rows]
     hi = [r.rho.ci_high - r.rho.rho if not math.isnan(r.rho.ci_high) else 0 for r in rows]
     ax.errorbar(rho, y, xerr=[lo, hi], fmt="o", color="#1f77b4", capsize=3)
-    ax.set_yticks(y, [r.config.label for r in rows])
-    ax.set_xlabel("Spearman rho with the paper's x86 CPU latencies (95% bootstrap CI)")
+    ax.set_yticks(y, [f"{r.config.label} (n={r.rho.n})" for r in rows])
+    ax.set_xlabel("Spearman rho with the paper's x86 CPU column\n(unflagged cells, 95% bootstrap CI)")
     ax.set_xlim(min(0.0, min(r.rho.ci_low for r in rows if not math.isnan(r.rho.ci_low)) if any(
         not math.isnan(r.rho.ci_low) for r in rows) else 0.0) - 0.05, 1.02)
     ax.axvline(1.0, color="0.6", lw=0.8)
