@@ -8,8 +8,8 @@ depthwise-separable units, every conv followed by BN and the activation under te
     stem 3x3/2 (32) -> 14 units of [dw 3x3 -> pw 1x1] in four stages (64 x2, 128 x3, 256 x6, 512 x3, each
     stage's first unit stride 2) -> 1x1 conv (1024) -> global pool -> linear (1000)
 
-which is 1 + 28 + 1 = 30 conv layers on the main path (the SE and hyper-function layers are not counted, as
-the paper counts layers of a network before adding them). At 224x224 the stages run at 56, 28, 14 and 7.
+which is 1 + 28 + 1 = 30 conv layers on the main path (the SE and hyper-function layers are what the
+ablations add, so they are not counted). At 224x224 the stages run at 56, 28, 14 and 7.
 """
 from __future__ import annotations
 
@@ -27,11 +27,18 @@ ActivationName = Literal["relu", "gelu", "se_relu", "silu", "dyshiftmax", "dyrel
 # --- the dynamic activations -------------------------------------------------------------------------------
 
 def _hyper_function(channels: int, outputs: int, reduction: int) -> nn.Sequential:
-    """The hyper-function shared by DY-ReLU and Dynamic Shift-Max: global context -> FC -> ReLU -> FC. The
-    global average pool is done in forward (a mean over H, W), so the FCs are Linear layers and their MACs
-    are counted like any classifier's."""
+    """The hyper-function shared by DY-ReLU and Dynamic Shift-Max after the global average pool: FC -> ReLU
+    -> FC. The FCs are 1x1 convs on the pooled N x C x 1 x 1 tensor, as in our squeeze-excite: the
+    coefficients then stay 4-D and are split along channels, which every converter keeps in its own layout
+    (as Linear layers on a flattened vector, litert-torch wrapped every activation in reshapes and NCHW/NHWC
+    transposes that have nothing to do with the activation's own cost). Their MACs count like any conv's."""
     hidden = max(4, channels // reduction)
-    return nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, outputs))
+    return nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, outputs, 1))
+
+
+def _per_piece(values: list[float], width: int) -> torch.Tensor:
+    """(1, len(values) * width, 1, 1): each value repeated over its piece's `width` coefficient channels."""
+    return torch.tensor(values).repeat_interleave(width).view(1, -1, 1, 1)
 
 
 class _DyReLU(nn.Module):
@@ -49,24 +56,24 @@ class _DyReLU(nn.Module):
     def __init__(self, channels: int, reduction: int = 4):
         super().__init__()
         self.channels = channels
-        groups = channels if self.per_channel else 1
-        self.fc = _hyper_function(channels, 2 * self.K * groups, reduction)
-        alpha = [1.0] + [0.0] * (self.K - 1)
-        beta = [0.0] * self.K
-        # (2K,) init and scale, laid out [a^1..a^K, b^1..b^K]; buffers, so they follow .to() and meta.
-        self.register_buffer("init", torch.tensor(alpha + beta), persistent=False)
-        self.register_buffer("scale", torch.tensor([self.LAMBDA_A] * self.K + [self.LAMBDA_B] * self.K),
+        self.width = channels if self.per_channel else 1  # coefficients per piece: one per channel, or one
+        self.fc = _hyper_function(channels, 2 * self.K * self.width, reduction)
+        alpha, beta = [1.0] + [0.0] * (self.K - 1), [0.0] * self.K
+        # Laid out [a^1..a^K, b^1..b^K], each `width` channels; buffers, so they follow .to() and meta.
+        self.register_buffer("init", _per_piece(alpha + beta, self.width), persistent=False)
+        self.register_buffer("scale", _per_piece([self.LAMBDA_A] * self.K + [self.LAMBDA_B] * self.K, self.width),
                              persistent=False)
 
+    def coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """a^1..a^K, b^1..b^K, each N x width x 1 x 1 (width 1 broadcasts over the channels: variant A)."""
+        theta = 2 * torch.sigmoid(self.fc(x.mean(dim=(2, 3), keepdim=True))) - 1
+        return torch.split(theta * self.scale + self.init, self.width, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        theta = 2 * torch.sigmoid(self.fc(x.mean(dim=(2, 3)))) - 1  # (N, 2K * groups)
-        groups = self.channels if self.per_channel else 1
-        coefs = theta.view(n, 2 * self.K, groups) * self.scale.view(1, -1, 1) + self.init.view(1, -1, 1)
-        coefs = coefs.view(n, 2 * self.K, groups, 1, 1)
-        out = x * coefs[:, 0] + coefs[:, self.K]
+        c = self.coefficients(x)
+        out = x * c[0] + c[self.K]
         for k in range(1, self.K):
-            out = torch.maximum(out, x * coefs[:, k] + coefs[:, self.K + k])
+            out = torch.maximum(out, x * c[k] + c[self.K + k])
         return out
 
 
@@ -86,13 +93,13 @@ class DynamicShiftMax(nn.Module):
     """Dynamic Shift-Max (MicroNet, Li et al., ICCV 2021): y_i = max_k sum_j a_{i,j}^k(x) x_{(i + j*C/G) mod C}.
 
     Each output channel mixes itself (j = 0) with the channel one group over (j = 1): J = 2 channels from
-    circularly shifted groups, K = 2 linear pieces, the max taken over them. The 2*J*... coefficients per
+    circularly shifted groups, K = 2 linear pieces, the max taken over them. The J*K coefficients per
     channel come from the same kind of hyper-function as DY-ReLU, normalised as in the authors' code
     (hard-sigmoid, centred, times 2 * act_max with act_max = 2, reduction 4) around their init
-    a^1 = (1, 0), a^2 = (0, 0): at zero residual the function is ReLU-like (max(x, 0)). G = 4 groups here
-    (MicroNet ties G to its group convolutions; this network has none). The shift is the paper's group
-    shift, a static channel rotation by C/G (the authors' code also rotates by one channel inside each group,
-    a permutation of the same cost)."""
+    a^1 = (1, 0), a^2 = (0, 0): at zero residual the function is max(x, 0). G = 4 groups here (MicroNet
+    ties G to its group convolutions; this network has none). The shift is the paper's group shift, a
+    static channel rotation by C/G (the authors' code also rotates by one channel inside each group, a
+    permutation of the same cost)."""
 
     J, K = 2, 2
     ACT_MAX = 2.0
@@ -104,20 +111,22 @@ class DynamicShiftMax(nn.Module):
         self.channels, self.shift = channels, channels // groups
         self.fc = _hyper_function(channels, channels * self.J * self.K, reduction)
         self.gate = nn.Hardsigmoid()
-        # [a^1_0, a^1_1, a^2_0, a^2_1] per channel: piece k=1 starts as identity, piece k=2 as zero.
-        self.register_buffer("init", torch.tensor([1.0, 0.0, 0.0, 0.0]), persistent=False)
+        # Laid out [a^1_0, a^1_1, a^2_0, a^2_1], C channels each: piece 1 starts as identity, piece 2 as zero.
+        self.register_buffer("init", _per_piece([1.0, 0.0, 0.0, 0.0], channels), persistent=False)
+
+    def coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """a^k_j for k = 1..K, j = 0..J-1 (k-major), each N x C x 1 x 1, in [-ACT_MAX, ACT_MAX] + init."""
+        y = (self.gate(self.fc(x.mean(dim=(2, 3), keepdim=True))) - 0.5) * (2 * self.ACT_MAX)
+        return torch.split(y + self.init, self.channels, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        y = (self.gate(self.fc(x.mean(dim=(2, 3)))) - 0.5) * (2 * self.ACT_MAX)  # in [-ACT_MAX, ACT_MAX]
-        a = y.view(n, self.K * self.J, self.channels) + self.init.view(1, -1, 1)
-        a = a.view(n, self.K * self.J, self.channels, 1, 1)
+        a = self.coefficients(x)
         # The group shift: channel i reads channel (i + C/G) mod C. Slices and a concat, which every target
         # expresses (a gather with a constant index would do the same).
         shifted = torch.cat([x[:, self.shift:], x[:, :self.shift]], dim=1)
-        out = x * a[:, 0] + shifted * a[:, 1]
+        out = x * a[0] + shifted * a[1]
         for k in range(1, self.K):
-            out = torch.maximum(out, x * a[:, self.J * k] + shifted * a[:, self.J * k + 1])
+            out = torch.maximum(out, x * a[self.J * k] + shifted * a[self.J * k + 1])
         return out
 
 
@@ -162,7 +171,7 @@ class AblationConfig:
     pw 1x1 conv. `se`: a squeeze-excite in every unit after its depthwise conv (where MobileNetV3, MNASNet
     and MobileOne put theirs). `skip`: a residual add around every unit whose input and output shapes agree."""
 
-    activation: str = "relu"
+    activation: ActivationName = "relu"
     se: bool = False
     skip: bool = False
     stem_chs: int = 32

@@ -275,7 +275,7 @@ def _aliases() -> dict[str, str]:
 
 
 def known_models_line() -> str:
-    return "known models: " + ", ".join(model_specs())
+    return ("known models: " + ", ".join(model_specs()) + "; selectors: all, study, " + ", ".join(_groups()))
 
 
 def resolve(name: str) -> ModelSpec:

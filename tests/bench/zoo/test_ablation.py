@@ -40,7 +40,8 @@ def test_selectors():
     everything, study = list_models("all"), list_models("study")
     assert not any(n.startswith("ablation") for n in everything + study + list_models("*"))
     assert len(everything) == 23 and len(study) == 20
-    with pytest.raises(UserError, match="no model matches 'ablation_x'"):
+    with pytest.raises(UserError, match="no model matches 'ablation_x'.*selectors: all, study, ablation, "
+                                         "ablation_act, ablation_block"):
         list_models("ablation_x")
 
 
@@ -125,7 +126,7 @@ def test_dyrelu_is_relu_at_zero_residual():
 
 def _dyrelu_reference(act, x):
     """The paper's formula written out element by element for one image."""
-    theta = 2 * torch.sigmoid(act.fc(x.mean(dim=(2, 3)))) - 1
+    theta = 2 * torch.sigmoid(act.fc(x.mean(dim=(2, 3), keepdim=True)).flatten(1)) - 1
     k, c = act.K, x.shape[1]
     theta = theta.view(2 * k, -1).expand(2 * k, c) if not act.per_channel else theta.view(2 * k, c)
     a = [1.0 * (j == 0) + 1.0 * theta[j] for j in range(k)]
@@ -140,7 +141,7 @@ def test_dyrelu_matches_the_paper():
     with torch.no_grad():
         for act in (a, b):
             assert torch.allclose(act(x), _dyrelu_reference(act, x), atol=1e-6)
-        assert a.fc[2].out_features == 4 and b.fc[2].out_features == 4 * 12  # 2K shared vs 2K per channel
+        assert a.fc[2].out_channels == 4 and b.fc[2].out_channels == 4 * 12  # 2K shared vs 2K per channel
         # A's coefficients are shared: the same input in every channel gives the same output in every channel.
         same = torch.randn(1, 1, 4, 4).expand(1, 12, 4, 4).contiguous()
         out = a(same)
@@ -153,7 +154,8 @@ def test_dynamic_shift_max_matches_micronet():
     act = ablation.DynamicShiftMax(c, groups=g).eval()
     x = torch.randn(1, c, 3, 3)
     with torch.no_grad():
-        y = (torch.clamp(act.fc(x.mean(dim=(2, 3))) / 6 + 0.5, 0, 1) - 0.5) * 4  # hard-sigmoid, centred, x 2*2
+        z = act.fc(x.mean(dim=(2, 3), keepdim=True)).flatten(1)
+        y = (torch.clamp(z / 6 + 0.5, 0, 1) - 0.5) * 4  # hard-sigmoid, centred, times 2 * act_max
         a = y.view(4, c) + torch.tensor([1.0, 0.0, 0.0, 0.0]).view(4, 1)
         ref = torch.empty_like(x)
         for i in range(c):
@@ -179,10 +181,10 @@ def test_counts_include_the_dynamic_parts(tmp_path):
     # The hyper-functions' FCs, at every one of the 30 activation positions, counted exactly.
     model = create_model("ablation_act_dyrelu_b")
     positions = _activation_positions(model)
-    extra_b = sum(m.fc[0].in_features * m.fc[0].out_features + m.fc[2].in_features * m.fc[2].out_features
+    extra_b = sum(m.fc[0].in_channels * m.fc[0].out_channels + m.fc[2].in_channels * m.fc[2].out_channels
                   for m in positions)
     assert counts["ablation_act_dyrelu_b"].macs - base.macs == extra_b > 0
-    extra_a = sum(m.fc[0].in_features * m.fc[0].out_features + m.fc[2].in_features * 4
+    extra_a = sum(m.fc[0].in_channels * m.fc[0].out_channels + m.fc[2].in_channels * 4
                   for m in _activation_positions(create_model("ablation_act_dyrelu_a")))
     assert counts["ablation_act_dyrelu_a"].macs - base.macs == extra_a > 0
     assert counts["ablation_act_dyshiftmax"].macs > base.macs and counts["ablation_act_se_relu"].macs > base.macs
@@ -214,3 +216,19 @@ def test_onnx_export_with_parity(name, cache_dir, one_thread):
                    "ablation_block_skip": "Add", "ablation_block_se": "Sigmoid"}.get(name)
     if expected_op:
         assert meta["ops"].get(expected_op, 0) >= 10, meta["ops"]
+
+
+def test_bench_models_lists_them(capsys, tmp_path, monkeypatch):
+    """`bench models ablation --json` through the CLI's entry point: the ten, with their counts (that `all`
+    has none of them is test_selectors')."""
+    import json
+
+    from bench.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no ./bench.toml
+    assert main(["models", "ablation", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ACT + BLOCK
+    dyrelu_b = next(r for r in rows if r["name"] == "ablation_act_dyrelu_b")
+    assert dyrelu_b["family"] == "ablation-activation" and dyrelu_b["top1"] is None and not dyrelu_b["in_study"]
+    assert dyrelu_b["macs_m"] > next(r for r in rows if r["name"] == "ablation_act_relu")["macs_m"]
