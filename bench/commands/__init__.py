@@ -2,7 +2,7 @@
 import json
 
 # In the order `bench --help` lists them.
-COMMAND_MODULES = ["models", "run", "importing", "analysis", "gate", "node"]
+COMMAND_MODULES = ["models", "run", "importing", "analysis", "gate", "study", "node"]
 
 
 def print_json(obj) -> None:

@@ -1,0 +1,1 @@
+"""`bench study`: the paper's whole latency study as stages of ordinary run files, and one report."""
