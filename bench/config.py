@@ -45,7 +45,10 @@ class SuiteConfig:
     input_size: tuple[int, int, int] | None = None  # (C, H, W) for every model; None: each model's own
     batch: int = 1  # the paper's protocol is batch 1
     wait_budget: float | None = None  # seconds the whole run may wait for quiet (None: no run-wide cap)
-    interleave: bool = False  # the rounds of a device's cells round-robin (bench.pipeline.measure_interleaved)
+    # The rounds of a device's cells round-robin (bench.pipeline.measure_interleaved). None, the default:
+    # interleaved on this host (benchmarks/honesty.py: half the run-to-run spread of one cell after another),
+    # one cell at a time per node on a cluster; False: one cell after another.
+    interleave: bool | None = None
 
     @property
     def cache_dir(self) -> Path:

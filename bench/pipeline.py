@@ -312,7 +312,7 @@ class LocalExecutor:
 
     def execute(self, cells: list[Cell], cfg: SuiteConfig, threads: int, run_env: dict, reporter: Reporter,
                 run_budget: WaitBudget, writer: RunWriter) -> None:
-        if cfg.interleave:
+        if cfg.interleave is not False:  # None (the default) interleaves too
             measure_interleaved(cells, cfg, threads, run_env, reporter, run_budget, writer)
             return
         for i, cell in enumerate(cells):

@@ -40,7 +40,7 @@ from bench.stats import Summary, widen_for_runs  # noqa: E402
 # Six of the paper's models whose latencies here lie close together (about 5-15 ms at 2 threads), so that the
 # ranking test can tell the modes apart.
 MODELS = "mobileone_s0,mobileone_s1,mobilenetv2_100,mobilenetv3_large_100,mnasnet_a1,efficientnet_b0"
-SPREADS = (0.0, 0.01, 0.02, 0.03, 0.05)
+SPREADS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05)
 
 
 def _burn(duty: float, seconds: float, cpu: int, period: float = 0.05) -> None:
@@ -76,6 +76,7 @@ class Load:
 
 
 def suite_run(models: str, out: Path, cache: Path, threads: int, interleave: bool = False) -> dict:
+    """One suite, one cell after another unless `interleave` (explicit either way: the default is interleaved)."""
     cfg = SuiteConfig(models=models, devices=("cpu",), protocol="default", threads=threads, out=str(out),
                       cache=str(cache), interleave=interleave)
     t0 = time.monotonic()
@@ -158,21 +159,26 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="quiet runs per mode (K, default 5)")
     parser.add_argument("--models", default=MODELS)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--sections", default="1,2,3", help="which measurements (default all: 1,2,3)")
     args = parser.parse_args()
+    sections = {int(x) for x in args.sections.split(",")}
     with tempfile.TemporaryDirectory(prefix="bench-honesty-") as tmp:
         tmp = Path(tmp)
         cache = tmp / "cache"
         print(f"models: {args.models}; threads {args.threads}; default protocol (run-to-run spread "
               f"{PRESETS['default'].between_runs_rel:.0%}); device cpu", flush=True)
+        # The quiet runs are also section 2's reference and section 3's quiet ranking: always measured.
         quiet, quiet_inter = [], []
         for k in range(args.runs):  # alternating, so slow drift of the machine meets both modes alike
             quiet.append(suite_run(args.models, tmp / f"quiet{k}", cache, args.threads))
             quiet_inter.append(suite_run(args.models, tmp / f"quiet-inter{k}", cache, args.threads, interleave=True))
         report_coverage("sequential", quiet)
         report_coverage("interleaved", quiet_inter)
+        if sections == {1}:
+            return 0
         reference = {m: float(np.median([r["cells"][m].summary.latency_ms for r in quiet if m in r["cells"]]))
                      for m in quiet[0]["cells"]}
-        for duty in (0.25, 0.5, 1.0):
+        for duty in (0.25, 0.5, 1.0) if 2 in sections else ():
             with Load(duty):
                 loaded = suite_run(args.models, tmp / f"load{int(duty * 100)}", cache, args.threads)
             bad, unflagged, n = wrong_unflagged(loaded, reference)
@@ -180,6 +186,8 @@ def main() -> int:
             print(f"2. load {duty:.0%} of CPU 0: {bad} of {unflagged} unflagged cells off by more than max(5%, CI) "
                   f"(target 0); {n - unflagged} of {n} flagged; rounds redone {redone}; wall {loaded['wall_s']:.0f} s "
                   f"vs quiet {np.mean([r['wall_s'] for r in quiet]):.0f} s", flush=True)
+        if 3 not in sections:
+            return 0
         inter, seq = [], []
         with Load(0.5, period=6.0):
             for k in range(2):

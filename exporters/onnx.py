@@ -19,7 +19,10 @@ from exporters.base import cached_export
 
 OPSET = 18  # pinned: the artifact's meaning must not move with torch's default
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-PARITY_TOLERANCE = 1e-4  # max abs error as a fraction of the output's scale (max |logit|)
+# Max abs error as a fraction of the output's scale (max |logit|). fp32 rounding through a deep, wide network
+# with random-init logits near 1000 reaches 1.1e-4 (MobileOne-S4, 2026-12-02); a real export fault (a BN
+# left unfolded or folded wrong, a dropped branch) is off by 1e-2 or more.
+PARITY_TOLERANCE = 5e-4
 
 
 class ExportError(RuntimeError):

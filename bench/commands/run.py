@@ -1,6 +1,7 @@
 """`bench run`, `bench export`, `bench devices`: the suite, its artifacts, and what this host can do."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def _suite_from_args(args):
     return with_cli(
         cfg, input_size=_input_size(getattr(args, "input_size", None)), batch=_batch(getattr(args, "batch", None)),
         wait_budget=_seconds(getattr(args, "wait_budget", None), "--wait-budget"),
-        interleave=True if getattr(args, "interleave", False) else None,
+        interleave=getattr(args, "interleave", None),
         models=models, user_models=(cfg.user_models + files) if files else None, devices=args.device, protocol=getattr(args, "protocol", None),
         threads=_threads(getattr(args, "threads", None)), out=getattr(args, "out", None),
         cache=getattr(args, "cache_dir", None), form="train" if getattr(args, "train_form", False) else
@@ -218,9 +219,10 @@ def _suite_arguments(p, run: bool) -> None:
         p.add_argument("--protocol", metavar="NAME", help="default, quick, paper, modelbench, mlperf")
         p.add_argument("--threads", metavar="N", help="intra-op threads (default: the cores this process may use)")
         p.add_argument("--out", metavar="DIR", help="results folder (default: results/runs)")
-        p.add_argument("--interleave", action="store_true",
+        p.add_argument("--interleave", action=argparse.BooleanOptionalAction, default=None,
                        help="run the rounds of a device's cells round-robin, a fresh order each pass, so drift "
-                            "hits every model alike (the ranking holds); every cell of the device is loaded first")
+                            "hits every model alike (the default here; every cell of the device is loaded "
+                            "first); --no-interleave: one cell after another")
         p.add_argument("--wait-budget", metavar="SECONDS",
                        help="the most the whole run waits for quiet between redone rounds (each cell also has "
                             "its protocol's contention_budget_s, default 10 s); then cells are kept, flagged")

@@ -4,6 +4,7 @@ import json
 
 from bench.cli import main
 from bench.config import SuiteConfig
+from bench.measure import WaitBudget
 from bench.pipeline import measure_interleaved, plan_cells
 
 
@@ -51,3 +52,25 @@ def test_bench_run_interleave_writes_the_same_kind_of_run(tmp_path, capsys):
     assert run["config"]["interleave"] is True and run["status"] == "complete"
     assert sorted(c["model"] for c in run["cells"]) == ["mobileone_mu0", "mobileone_mu1"]
     assert all(c["status"] == "ok" and len(c["samples_ms"]) == 3 for c in run["cells"])
+
+
+def test_a_local_run_interleaves_unless_told_not_to(monkeypatch, tmp_path):
+    from bench import pipeline
+
+    called = []
+    monkeypatch.setattr(pipeline, "measure_interleaved", lambda *a, **k: called.append("interleaved"))
+    def sequential(*a, **k):
+        called.append("sequential")
+        raise KeyboardInterrupt  # stop before anything is written
+
+    monkeypatch.setattr(pipeline, "measure_cell", sequential)
+    for flag, expected in ((None, "interleaved"), (True, "interleaved"), (False, "sequential")):
+        called.clear()
+        cfg = SuiteConfig(models="mobileone_mu0", devices=("cpu",), protocol="quick", threads=1,
+                          out=str(tmp_path / f"runs-{flag}"), cache=str(tmp_path / "c"), interleave=flag)
+        try:
+            pipeline.LocalExecutor().execute(pipeline.plan_cells(cfg), cfg, 1, {}, pipeline.SilentReporter(),
+                                             WaitBudget(), writer=None)
+        except KeyboardInterrupt:
+            pass
+        assert called == [expected]

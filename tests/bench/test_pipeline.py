@@ -17,8 +17,10 @@ def cache_dir(tmp_path_factory):
 
 
 def suite(tmp_path, cache_dir, **kw):
+    """One cell after another, so the order of the cells is the plan's (interleaved, the default, records each
+    cell when its own rounds end: tests/bench/test_interleave_suite.py)."""
     base = dict(models=f"{TINY},mobileone_mu1", devices=("cpu",), protocol="quick", threads=1,
-                out=str(tmp_path / "runs"), cache=str(cache_dir))
+                out=str(tmp_path / "runs"), cache=str(cache_dir), interleave=False)
     base.update(kw)
     return SuiteConfig(**base)
 
