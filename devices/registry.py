@@ -7,12 +7,13 @@ from bench.core.errors import MissingBackendError, UserError
 from bench.core.optional import install_hint, missing
 from bench.core.result import ComparabilityKey
 from bench.core.runner import Availability, RunnerBase, RunnerOptions
-from devices import android, coreml, cuda, ort_cpu, tflite, torch_cpu, torchscript, trt
+from devices import android, coreml, cuda, openvino, ort_cpu, tflite, torch_cpu, torchscript, trt
 
 DEVICES: dict[str, DeviceSpec] = {spec.name: spec for spec in (
     ort_cpu.SPEC,
     torch_cpu.SPEC,
     torchscript.SPEC,
+    openvino.SPEC,
     trt.SPEC,
     cuda.SPEC,
     coreml.SPEC,

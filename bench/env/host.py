@@ -12,7 +12,8 @@ from importlib import metadata
 from pathlib import Path
 
 LIBRARIES = ("mobileone-bench", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "pandas", "scipy",
-             "coremltools", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "tensorrt", "nvidia-ml-py")
+             "coremltools", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "tensorrt", "nvidia-ml-py",
+             "openvino")
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
              "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx_vnni", "asimd", "sve")
 

@@ -12,15 +12,17 @@ from dataclasses import dataclass, replace
 from bench import zoo
 from bench.config import SuiteConfig, validate
 from bench.core.errors import UserError
-from devices.registry import DEVICES, get_device
+from devices.registry import DEVICES, availability, get_device
 
 # The runtimes the CPU sweep compares, in report order: all of them whenever the study has a CPU device (the
 # sweep is about this CPU, not about the devices Table 1 is measured on). TorchScript is there because a 2022
 # PyTorch user deploying on a server CPU would have traced and frozen the model.
-SWEEP_RUNTIMES = ("cpu", "torch", "torchscript")
+SWEEP_RUNTIMES = ("cpu", "torch", "torchscript", "openvino")
 # Forms the sweep times per runtime: the unfused train form only where a runtime can take it as it is.
-SWEEP_FORMS = {"cpu": ("deploy", "train"), "torch": ("deploy", "train"), "torchscript": ("deploy",)}
-RUNTIME_LABEL = {"cpu": "ONNX Runtime", "torch": "PyTorch eager", "torchscript": "TorchScript"}
+SWEEP_FORMS = {"cpu": ("deploy", "train"), "torch": ("deploy", "train"), "torchscript": ("deploy",),
+               "openvino": ("deploy",)}
+RUNTIME_LABEL = {"cpu": "ONNX Runtime", "torch": "PyTorch eager", "torchscript": "TorchScript",
+                 "openvino": "OpenVINO"}
 ABLATION_PATTERN = "ablation"
 STAGE_NAMES = ("table1", "reparam", "ablation", "sweep_1t", "sweep_1t_train", "sweep_extra", "sweep_extra_train")
 
@@ -67,11 +69,14 @@ def cpu_devices(devices: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def sweep_devices(devices: tuple[str, ...]) -> tuple[str, ...]:
-    """The sweep's runtimes: SWEEP_RUNTIMES and any other CPU device of the study, when it has one."""
+    """The sweep's runtimes: SWEEP_RUNTIMES and any other CPU device of the study, when it has one. A sweep
+    runtime whose optional package is absent here (openvino) is left out rather than failing its stages; a
+    device the study names itself stays (the run refuses it with the reason)."""
     chosen = cpu_devices(devices)
     if not chosen:
         return ()
-    return SWEEP_RUNTIMES + tuple(d for d in chosen if d not in SWEEP_RUNTIMES)
+    optional = tuple(d for d in SWEEP_RUNTIMES if d in chosen or availability(d).can_run)
+    return optional + tuple(d for d in chosen if d not in SWEEP_RUNTIMES)
 
 
 def sweep_configs(devices: tuple[str, ...], cores: int) -> list[SweepConfig]:

@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from bench.config import SuiteConfig
@@ -28,16 +30,16 @@ def test_stages_of_a_cpu_torch_study_on_two_cores():
         "mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4", "repvgg_a0", "repvgg_a1",
         "repvgg_a2", "repvgg_b0", "repvgg_b1", "repvgg_b2"}
     one = s["sweep_1t"].config
-    assert one.threads == 1 and one.devices == ("cpu", "torch", "torchscript") and len(one.models.split(",")) == 19
+    assert one.threads == 1 and one.devices == ("cpu", "torch", "torchscript", "openvino") and len(one.models.split(",")) == 19
     assert s["sweep_1t_train"].config.devices == ("cpu", "torch") and s["sweep_1t_train"].config.form == "train"
-    # torch and cpu at all cores are Table 1's cells: only TorchScript needs its own all-cores stage
-    assert s["sweep_extra"].config.devices == ("torchscript",)
+    # torch and cpu at all cores are Table 1's cells: only TorchScript and OpenVINO need their own all-cores stage
+    assert s["sweep_extra"].config.devices == ("torchscript", "openvino")
     assert s["sweep_extra_train"].config is None and "Table 1" in s["sweep_extra_train"].skipped
 
 
 def test_a_cpu_only_study_still_sweeps_pytorch():
     s = by_name(plan_stages(SuiteConfig(devices=("cpu",)), cores=2))
-    assert s["sweep_extra"].config.devices == ("torch", "torchscript")
+    assert s["sweep_extra"].config.devices == ("torch", "torchscript", "openvino")
     assert s["sweep_extra_train"].config.devices == ("torch",)
 
 
@@ -57,10 +59,20 @@ def test_only_and_models_restrict_the_plan():
 
 def test_sweep_configurations():
     labels = [c.label for c in sweep_configs(("cpu", "torch"), 2)]
-    assert len(labels) == 10
+    # cpu and torch: 2 threads x 2 forms each; torchscript and openvino: 2 threads x deploy
+    assert len(labels) == 12
     assert "ONNX Runtime, 1 thread, deploy" in labels and "PyTorch eager, 2 threads, train" in labels
-    assert not any(lbl.startswith("TorchScript") and lbl.endswith("train") for lbl in labels)
+    assert "OpenVINO, 1 thread, deploy" in labels and "OpenVINO, 2 threads, deploy" in labels
+    assert not any(lbl.startswith(("TorchScript", "OpenVINO")) and lbl.endswith("train") for lbl in labels)
     assert sweep_devices(("coreml",)) == ()
+
+
+def test_a_sweep_runtime_missing_here_is_left_out(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as on a host without the openvino extra
+    assert sweep_devices(("cpu",)) == ("cpu", "torch", "torchscript")
+    labels = [c.label for c in sweep_configs(("cpu",), 2)]
+    assert len(labels) == 10 and not any(lbl.startswith("OpenVINO") for lbl in labels)
+    assert sweep_devices(("cpu", "openvino")) == ("cpu", "torch", "torchscript", "openvino")  # named: kept
 
 
 def test_stage_names_are_checked():

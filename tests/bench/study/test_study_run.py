@@ -75,12 +75,14 @@ def test_small_study_interrupted_resumed_and_reported(tmp_path):
     assert resumed.status == "complete" and resumed.run_id == partial.run_id
     assert resumed.cells[0].started == partial.cells[0].started  # the measured cell kept, not redone
     sweep = load_run(out / m.stage("sweep_1t").run)
-    assert {(c.device, c.threads) for c in sweep.cells} == {("cpu", 1), ("torch", 1), ("torchscript", 1)}
+    assert {(c.device, c.threads) for c in sweep.cells} == {("cpu", 1), ("torch", 1), ("torchscript", 1),
+                                                                ("openvino", 1)}
 
     md, page = files.markdown.read_text(), files.html.read_text()
     for text in (md, page):
         assert "What reproduced, what did not" in text and "CPU configuration sweep" in text
         assert "ONNX Runtime, 1 thread, deploy" in text and "TorchScript, 2 threads, deploy" in text
+        assert "OpenVINO, 1 thread, deploy" in text
         assert "not in reference data" in text
     assert "| MobileOne-S0 |" in md
     imgs = check_figures(out, md, page)
