@@ -153,10 +153,11 @@ class ClusterExecutor:
 
         if main:
             signal.signal(signal.SIGTERM, on_term)
-        head_lost = False
+        head_lost = stopped = False
         try:
             _Run(self, cfg, run_env, reporter, writer).go(cells)
         except KeyboardInterrupt as e:
+            stopped = True  # cells may be in flight: no Ray shutdown under them (see bench/commands/run.py)
             if termed and not isinstance(e, Terminated):
                 raise Terminated() from None
             raise
@@ -169,7 +170,7 @@ class ClusterExecutor:
         finally:
             if main:
                 signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-            if not head_lost:  # without a head, Ray's shutdown would wait for it
+            if not head_lost and not stopped:  # without a head, Ray's shutdown would wait for it
                 self.close()
 
 

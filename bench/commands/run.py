@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -111,7 +112,15 @@ def cmd_run(args) -> int:
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"bench: {what}; every finished cell is saved. Finish it with: bench run --resume {where}",
               file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+        code = EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+        if getattr(args, "cluster", None):
+            # The run file is written. Ray's teardown with a task still in flight can crash in its C++ reply
+            # threads (seen once in CI: exit 1 instead of 143), so a cluster driver leaves without it; the
+            # nodes own their workers and finish or drop the cell themselves.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     print_summary(run, reporter.run_path)
     return 0
 
